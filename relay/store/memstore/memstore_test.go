@@ -1,0 +1,83 @@
+package memstore_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/parley-messenger/parley/relay/store"
+	"github.com/parley-messenger/parley/relay/store/memstore"
+	"github.com/parley-messenger/parley/relay/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return memstore.New(memstore.Options{}) })
+}
+
+// TestMemoryBudget checks that the store refuses to grow past MaxBytes and
+// that acknowledging, expiring and deleting give the room back.
+func TestMemoryBudget(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New(memstore.Options{MaxBytes: 8 << 10})
+	defer s.Close()
+	q := storetest.NewQueue(t)
+	if err := s.CreateQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	block := make([]byte, 1024)
+	var seqs []uint64
+	for {
+		seq, err := s.Append(ctx, q.RecipientID, block, time.Now(), 1<<20)
+		if errors.Is(err, store.ErrQueueFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+		if len(seqs) > 8 {
+			t.Fatalf("stored %d KiB of blocks under an 8 KiB budget", len(seqs))
+		}
+	}
+	if len(seqs) == 0 {
+		t.Fatal("budget refused the first block")
+	}
+	// The budget also bounds queues.
+	var refused bool
+	for range 64 {
+		if err := s.CreateQueue(ctx, storetest.NewQueue(t)); err != nil {
+			refused = true
+			break
+		}
+	}
+	if !refused {
+		t.Error("64 more queues fit in a full 8 KiB budget")
+	}
+	if err := s.Ack(ctx, q.RecipientID, seqs[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, q.RecipientID, block, time.Now(), 1<<20); err != nil {
+		t.Errorf("Append after Ack freed room: %v", err)
+	}
+	if err := s.DeleteQueue(ctx, q.RecipientID); err != nil {
+		t.Fatal(err)
+	}
+	q2 := storetest.NewQueue(t)
+	if err := s.CreateQueue(ctx, q2); err != nil {
+		t.Fatal(err)
+	}
+	for range len(seqs) - 2 {
+		if _, err := s.Append(ctx, q2.RecipientID, block, time.Now(), 1<<20); err != nil {
+			t.Fatalf("Append after DeleteQueue freed room: %v", err)
+		}
+	}
+	if _, err := s.Expire(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	for range len(seqs) - 2 {
+		if _, err := s.Append(ctx, q2.RecipientID, block, time.Now(), 1<<20); err != nil {
+			t.Fatalf("Append after Expire freed room: %v", err)
+		}
+	}
+}
