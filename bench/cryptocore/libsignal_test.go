@@ -294,7 +294,9 @@ func (s *lsPreKeyStore) RemovePreKey(_ context.Context, id uint32) error {
 	return nil
 }
 
-type lsSignedPreKeyStore struct{ m map[uint32]*record.SignedPreKey }
+type lsSignedPreKeyStore struct {
+	m map[uint32]*record.SignedPreKey
+}
 
 func (s *lsSignedPreKeyStore) LoadSignedPreKey(_ context.Context, id uint32) (*record.SignedPreKey, error) {
 	return s.m[id], nil
