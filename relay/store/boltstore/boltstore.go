@@ -1,0 +1,439 @@
+// Package boltstore is the relay's durable [store.Store], on bbolt (a
+// pure-Go B+tree in one memory-mapped file).
+//
+// Durability: a write returns only after the transaction holding it is
+// committed and fsync'd. Writes (CreateQueue, SecureQueue, DeleteQueue,
+// Append, Ack, Expire) go to one committer goroutine owned by the Store,
+// which runs every write already waiting in one transaction with one sync
+// (group commit); see run in committer.go. Reads run in their own read-only
+// transactions beside it. docs/BENCHMARKS.md ("Storage engine choice")
+// records why bbolt and why this committer rather than bbolt's DB.Batch.
+//
+// Blocks are keyed by recipient ID and big-endian sequence number, so a
+// queue's blocks are contiguous and in order; a second index by received
+// time makes Expire cost what it removes. The layout is described in
+// encoding.go.
+package boltstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/parley-messenger/parley/relay/store"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxBatch    = 1024
+	DefaultLockTimeout = 5 * time.Second
+	// expireChunk bounds the blocks one Expire transaction removes, so that
+	// expiring a large backlog does not stall appends behind one huge
+	// transaction.
+	expireChunk = 4096
+)
+
+// Options tunes a Store. The zero value is durable and ready to use.
+type Options struct {
+	// NoSync skips the fsync at each commit: a crash (of the machine, not
+	// only the process) may lose recent writes. For benchmarks and for a
+	// relay run with durability off.
+	NoSync bool
+	// MaxBatch bounds the writes committed in one transaction, and the
+	// writes waiting for the committer. Zero means DefaultMaxBatch.
+	MaxBatch int
+	// LockTimeout bounds the wait for the file lock held by another
+	// process using the same file. Zero means DefaultLockTimeout.
+	LockTimeout time.Duration
+}
+
+// Store is a durable store.Store in one bbolt file. Open it with Open;
+// it is safe for concurrent use.
+type Store struct {
+	db       *bolt.DB
+	maxBatch int
+	ops      chan *op      // to the committer; closed by Close
+	stopped  chan struct{} // closed when the committer has exited
+
+	mu     sync.RWMutex // guards closed; held (read) while sending on ops or reading db
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the store in the file at path and starts
+// its committer; Close stops it.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: opts.LockTimeout,
+		NoSync:  opts.NoSync,
+		// The freelist is rebuilt by a scan at open rather than written at
+		// every commit: less to write and sync per commit.
+		NoFreelistSync: true,
+		FreelistType:   bolt.FreelistMapType,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("boltstore: opening %s: %w", path, err)
+	}
+	if err := db.Update(initLayout); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("boltstore: opening %s: %w", path, err)
+	}
+	s := &Store{
+		db:       db,
+		maxBatch: opts.MaxBatch,
+		ops:      make(chan *op, opts.MaxBatch),
+		stopped:  make(chan struct{}),
+	}
+	go s.run()
+	return s, nil
+}
+
+func initLayout(tx *bolt.Tx) error {
+	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+	if err != nil {
+		return err
+	}
+	switch v := meta.Get(keyVersion); {
+	case v == nil:
+		if err := meta.Put(keyVersion, []byte{layoutVersion}); err != nil {
+			return err
+		}
+	case !bytes.Equal(v, []byte{layoutVersion}):
+		return fmt.Errorf("unsupported layout version %x", v)
+	}
+	for _, name := range [][]byte{bucketQueues, bucketSenders, bucketState, bucketBlocks, bucketExpiry} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close waits for every write already submitted to commit, stops the
+// committer and closes the file. Every later call returns store.ErrClosed.
+// Close is idempotent.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.ops)
+	s.mu.Unlock()
+	<-s.stopped
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("boltstore: closing: %w", err)
+	}
+	return nil
+}
+
+// view runs fn in a read-only transaction.
+func (s *Store) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	return s.db.View(fn)
+}
+
+// CreateQueue stores a new queue; store.ErrExists if either ID is taken
+// as a recipient or a sender ID (one namespace), or if they are equal.
+func (s *Store) CreateQueue(ctx context.Context, q store.Queue) error {
+	rec, err := encodeQueue(&q)
+	if err != nil {
+		return err
+	}
+	return s.submit(ctx, func(tx *bolt.Tx) error {
+		if q.RecipientID == q.SenderID {
+			return store.ErrExists
+		}
+		queues, senders := tx.Bucket(bucketQueues), tx.Bucket(bucketSenders)
+		for _, id := range [][]byte{q.RecipientID[:], q.SenderID[:]} {
+			if queues.Get(id) != nil || senders.Get(id) != nil {
+				return store.ErrExists
+			}
+		}
+		if err := queues.Put(q.RecipientID[:], rec); err != nil {
+			return err
+		}
+		if err := senders.Put(q.SenderID[:], q.RecipientID[:]); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketState).Put(q.RecipientID[:], queueState{next: 1}.encode())
+	})
+}
+
+// QueueByRecipient returns the queue with this recipient ID.
+func (s *Store) QueueByRecipient(ctx context.Context, id store.ID) (store.Queue, error) {
+	var q store.Queue
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		q, err = getQueue(tx, id)
+		return err
+	})
+	return q, err
+}
+
+// QueueBySender returns the queue with this sender ID.
+func (s *Store) QueueBySender(ctx context.Context, id store.ID) (store.Queue, error) {
+	var q store.Queue
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		rid := tx.Bucket(bucketSenders).Get(id[:])
+		if rid == nil {
+			return store.ErrNotFound
+		}
+		if len(rid) != store.IDSize {
+			return errBadRecord
+		}
+		var err error
+		q, err = getQueue(tx, store.ID(rid))
+		return err
+	})
+	return q, err
+}
+
+func getQueue(tx *bolt.Tx, id store.ID) (store.Queue, error) {
+	rec := tx.Bucket(bucketQueues).Get(id[:])
+	if rec == nil {
+		return store.Queue{}, store.ErrNotFound
+	}
+	return decodeQueue(id, rec)
+}
+
+// SecureQueue sets the sender key of the queue with this recipient ID.
+func (s *Store) SecureQueue(ctx context.Context, recipient store.ID, senderKey []byte) error {
+	senderKey = cloneOrNil(senderKey)
+	return s.submit(ctx, func(tx *bolt.Tx) error {
+		q, err := getQueue(tx, recipient)
+		if err != nil {
+			return err
+		}
+		q.SenderKey = senderKey
+		rec, err := encodeQueue(&q)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketQueues).Put(recipient[:], rec)
+	})
+}
+
+// DeleteQueue removes the queue and every block in it.
+func (s *Store) DeleteQueue(ctx context.Context, recipient store.ID) error {
+	return s.submit(ctx, func(tx *bolt.Tx) error {
+		q, err := getQueue(tx, recipient)
+		if err != nil {
+			return err
+		}
+		blocks, expiry := tx.Bucket(bucketBlocks), tx.Bucket(bucketExpiry)
+		// Collect first: deleting under a moving cursor skips keys.
+		var keys, exp [][]byte
+		c := blocks.Cursor()
+		for k, v := c.Seek(recipient[:]); k != nil && bytes.HasPrefix(k, recipient[:]); k, v = c.Next() {
+			received, _, err := splitBlockValue(v)
+			if err != nil || len(k) != blockKeySize {
+				return errBadRecord
+			}
+			keys = append(keys, bytes.Clone(k))
+			exp = append(exp, expiryKeyOf(received, recipient, seqOf(k)))
+		}
+		for i := range keys {
+			if err := blocks.Delete(keys[i]); err != nil {
+				return err
+			}
+			if err := expiry.Delete(exp[i]); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketSenders).Delete(q.SenderID[:]); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketState).Delete(recipient[:]); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketQueues).Delete(recipient[:])
+	})
+}
+
+func seqOf(blockKey []byte) uint64 {
+	var seq uint64
+	for _, b := range blockKey[store.IDSize:] {
+		seq = seq<<8 | uint64(b)
+	}
+	return seq
+}
+
+func getState(tx *bolt.Tx, recipient store.ID) (queueState, error) {
+	v := tx.Bucket(bucketState).Get(recipient[:])
+	if v == nil {
+		return queueState{}, store.ErrNotFound
+	}
+	return decodeState(v)
+}
+
+// Append adds a block at the tail of the queue and returns once it is
+// durable; store.ErrQueueFull when the queue already holds max blocks
+// (max < 1 refuses every block).
+func (s *Store) Append(ctx context.Context, recipient store.ID, data []byte, received time.Time, max int) (uint64, error) {
+	// The value is built (and data copied) here, outside the committer:
+	// the caller may reuse data as soon as a cancelled ctx lets it return.
+	recv := sortableTime(received)
+	val := blockValue(recv, data)
+	var seq uint64
+	err := s.submit(ctx, func(tx *bolt.Tx) error {
+		st, err := getState(tx, recipient)
+		if err != nil {
+			return err
+		}
+		if max < 1 || st.count >= uint64(max) {
+			return store.ErrQueueFull
+		}
+		seq = st.next
+		if err := tx.Bucket(bucketBlocks).Put(blockKey(recipient, seq), val); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketExpiry).Put(expiryKeyOf(recv, recipient, seq), nil); err != nil {
+			return err
+		}
+		st.next++
+		st.count++
+		return tx.Bucket(bucketState).Put(recipient[:], st.encode())
+	})
+	if err != nil {
+		return 0, err
+	}
+	return seq, nil
+}
+
+// First returns the oldest block of the queue, or store.ErrNoBlock.
+func (s *Store) First(ctx context.Context, recipient store.ID) (store.Block, error) {
+	var b store.Block
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketQueues).Get(recipient[:]) == nil {
+			return store.ErrNotFound
+		}
+		k, v := tx.Bucket(bucketBlocks).Cursor().Seek(recipient[:])
+		if k == nil || !bytes.HasPrefix(k, recipient[:]) {
+			return store.ErrNoBlock
+		}
+		received, data, err := splitBlockValue(v)
+		if err != nil || len(k) != blockKeySize {
+			return errBadRecord
+		}
+		b = store.Block{Seq: seqOf(k), Data: bytes.Clone(data), Received: fromSortable(received)}
+		if b.Data == nil {
+			b.Data = []byte{}
+		}
+		return nil
+	})
+	return b, err
+}
+
+// Ack removes the block with this sequence number and returns once that is
+// durable; store.ErrNoBlock if it is not there.
+func (s *Store) Ack(ctx context.Context, recipient store.ID, seq uint64) error {
+	return s.submit(ctx, func(tx *bolt.Tx) error {
+		st, err := getState(tx, recipient)
+		if err != nil {
+			return err
+		}
+		return removeBlock(tx, recipient, seq, &st)
+	})
+}
+
+// removeBlock deletes one block, its expiry entry and its count, or
+// returns store.ErrNoBlock having written nothing.
+func removeBlock(tx *bolt.Tx, recipient store.ID, seq uint64, st *queueState) error {
+	blocks := tx.Bucket(bucketBlocks)
+	k := blockKey(recipient, seq)
+	v := blocks.Get(k)
+	if v == nil {
+		return store.ErrNoBlock
+	}
+	received, _, err := splitBlockValue(v)
+	if err != nil {
+		return err
+	}
+	if st.count == 0 {
+		return errBadRecord
+	}
+	if err := blocks.Delete(k); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketExpiry).Delete(expiryKeyOf(received, recipient, seq)); err != nil {
+		return err
+	}
+	st.count--
+	return tx.Bucket(bucketState).Put(recipient[:], st.encode())
+}
+
+// Expire removes every block received before cutoff and returns how many.
+// It walks the expiry index from the oldest entry, so it costs what it
+// removes, in transactions of at most expireChunk blocks.
+func (s *Store) Expire(ctx context.Context, cutoff time.Time) (int, error) {
+	limit := sortableTime(cutoff)
+	total := 0
+	for {
+		var n int
+		err := s.submit(ctx, func(tx *bolt.Tx) error {
+			n = 0
+			var keys [][]byte
+			c := tx.Bucket(bucketExpiry).Cursor()
+			for k, _ := c.First(); k != nil && len(keys) < expireChunk; k, _ = c.Next() {
+				if len(k) != expiryKey {
+					return errBadRecord
+				}
+				if bytesToUint64(k) >= limit {
+					break
+				}
+				keys = append(keys, bytes.Clone(k))
+			}
+			for _, k := range keys {
+				recipient := store.ID(k[timeSize : timeSize+store.IDSize])
+				st, err := getState(tx, recipient)
+				if err != nil {
+					return fmt.Errorf("%w: expiry entry for a missing queue", errBadRecord)
+				}
+				if err := removeBlock(tx, recipient, seqOf(k[timeSize:]), &st); err != nil {
+					if errors.Is(err, store.ErrNoBlock) {
+						err = fmt.Errorf("%w: expiry entry for a missing block", errBadRecord)
+					}
+					return err
+				}
+				n++
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < expireChunk {
+			return total, nil
+		}
+	}
+}
+
+func bytesToUint64(b []byte) uint64 {
+	var u uint64
+	for _, c := range b[:8] {
+		u = u<<8 | uint64(c)
+	}
+	return u
+}

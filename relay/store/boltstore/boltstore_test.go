@@ -1,0 +1,154 @@
+package boltstore_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/parley-messenger/parley/internal/leakcheck"
+	"github.com/parley-messenger/parley/relay/store"
+	"github.com/parley-messenger/parley/relay/store/boltstore"
+	"github.com/parley-messenger/parley/relay/store/storetest"
+)
+
+func open(t *testing.T, path string, opts boltstore.Options) *boltstore.Store {
+	t.Helper()
+	s, err := boltstore.Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	defer leakcheck.Check(t)()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, filepath.Join(t.TempDir(), "relay.db"), boltstore.Options{})
+	})
+}
+
+func TestConformanceNoSync(t *testing.T) {
+	defer leakcheck.Check(t)()
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, filepath.Join(t.TempDir(), "relay.db"), boltstore.Options{NoSync: true, MaxBatch: 3})
+	})
+}
+
+// TestReopen checks that everything a store acknowledged is there after a
+// clean close and reopen, and that sequence numbers carry on rather than
+// restart (a restarted relay must not hand out a seq twice).
+func TestReopen(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "relay.db")
+	s := open(t, path, boltstore.Options{})
+	q := storetest.NewQueue(t)
+	if err := s.CreateQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SecureQueue(ctx, q.RecipientID, []byte("sender key")); err != nil {
+		t.Fatal(err)
+	}
+	received := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	var last uint64
+	for i := range 3 {
+		seq, err := s.Append(ctx, q.RecipientID, []byte{byte(i)}, received, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = seq
+	}
+	if err := s.Ack(ctx, q.RecipientID, last); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = open(t, path, boltstore.Options{})
+	defer s.Close()
+	got, err := s.QueueBySender(ctx, q.SenderID)
+	if err != nil || string(got.SenderKey) != "sender key" || got.RecipientID != q.RecipientID {
+		t.Fatalf("queue after reopen: %+v, %v", got, err)
+	}
+	b, err := s.First(ctx, q.RecipientID)
+	if err != nil || len(b.Data) != 1 || b.Data[0] != 0 || !b.Received.Equal(received) {
+		t.Fatalf("First after reopen = %+v, %v", b, err)
+	}
+	seq, err := s.Append(ctx, q.RecipientID, []byte("after"), received, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq <= last {
+		t.Errorf("seq %d after reopen reuses or precedes %d", seq, last)
+	}
+	if n, err := s.Expire(ctx, received.Add(time.Nanosecond)); err != nil || n != 3 {
+		t.Errorf("Expire after reopen = %d, %v; want 3", n, err)
+	}
+}
+
+// TestSecondOpenFails checks that a second process (here, a second Open)
+// cannot use a file that a running store holds.
+func TestSecondOpenFails(t *testing.T) {
+	defer leakcheck.Check(t)()
+	path := filepath.Join(t.TempDir(), "relay.db")
+	s := open(t, path, boltstore.Options{})
+	defer s.Close()
+	if s2, err := boltstore.Open(path, boltstore.Options{LockTimeout: 50 * time.Millisecond}); err == nil {
+		s2.Close()
+		t.Fatal("a second Open of a file in use succeeded")
+	}
+}
+
+// TestExpireLargeBacklog expires more blocks than one Expire transaction
+// removes, across queues.
+func TestExpireLargeBacklog(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := context.Background()
+	s := open(t, filepath.Join(t.TempDir(), "relay.db"), boltstore.Options{NoSync: true})
+	defer s.Close()
+	old := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var qs []store.Queue
+	for range 3 {
+		q := storetest.NewQueue(t)
+		if err := s.CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		qs = append(qs, q)
+	}
+	const n = 4096*2 + 17
+	errs := make(chan error, 8)
+	for w := range 8 {
+		go func() {
+			var err error
+			for i := w; i < n && err == nil; i += 8 {
+				_, err = s.Append(ctx, qs[i%3].RecipientID, []byte("old"), old.Add(time.Duration(i)), n)
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep, err := s.Append(ctx, qs[0].RecipientID, []byte("new"), old.Add(time.Hour), n+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Expire(ctx, old.Add(time.Minute))
+	if err != nil || got != n {
+		t.Fatalf("Expire = %d, %v; want %d", got, err, n)
+	}
+	b, err := s.First(ctx, qs[0].RecipientID)
+	if err != nil || b.Seq != keep {
+		t.Fatalf("First after Expire = %d, %v; want %d", b.Seq, err, keep)
+	}
+	// The queue's count went down with the expired blocks: it takes n more.
+	for range 5 {
+		if _, err := s.Append(ctx, qs[1].RecipientID, []byte("x"), old, 5); err != nil {
+			t.Fatalf("Append after Expire emptied the queue: %v", err)
+		}
+	}
+}
