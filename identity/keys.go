@@ -238,7 +238,9 @@ type AgreementPrivateKey struct {
 func (k AgreementPrivateKey) ECDH() *ecdh.PrivateKey { return k.k }
 
 // Public returns the matching public key.
-func (k AgreementPrivateKey) Public() AgreementPublicKey { return AgreementPublicKey{k: k.k.PublicKey()} }
+func (k AgreementPrivateKey) Public() AgreementPublicKey {
+	return AgreementPublicKey{k: k.k.PublicKey()}
+}
 
 // Equal reports, in constant time, whether k and o are the same key.
 func (k AgreementPrivateKey) Equal(o AgreementPrivateKey) bool {
