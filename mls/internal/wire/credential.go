@@ -99,3 +99,19 @@ func (c *Credential) MarshalBinary() ([]byte, error) { return marshalBinary(c) }
 func (c *Credential) UnmarshalBinary(data []byte) error {
 	return unmarshalBinary(data, c, "credential")
 }
+
+// MarshalBinary encodes k as opaque<V>.
+func (k *HPKEPublicKey) MarshalBinary() ([]byte, error) { return marshalBinary(k) }
+
+// UnmarshalBinary decodes exactly one opaque<V> HPKEPublicKey from data.
+func (k *HPKEPublicKey) UnmarshalBinary(data []byte) error {
+	return unmarshalBinary(data, k, "HPKE public key")
+}
+
+// MarshalBinary encodes k as opaque<V>.
+func (k *SignaturePublicKey) MarshalBinary() ([]byte, error) { return marshalBinary(k) }
+
+// UnmarshalBinary decodes exactly one opaque<V> SignaturePublicKey from data.
+func (k *SignaturePublicKey) UnmarshalBinary(data []byte) error {
+	return unmarshalBinary(data, k, "signature public key")
+}
