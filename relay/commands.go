@@ -1,0 +1,224 @@
+package relay
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"errors"
+	"time"
+
+	"github.com/parley-messenger/parley/relay/internal/wire"
+	"github.com/parley-messenger/parley/relay/store"
+)
+
+// dispatch runs one parsed command (docs/PROTOCOL.md "Relay protocol:
+// commands"); false ends the connection.
+func (c *conn) dispatch(f *wire.Frame, cmd *wire.Command) bool {
+	switch cmd.Type {
+	case wire.TypePing:
+		return c.respond(responseFrame(f.CorrID, nil, &wire.Command{Type: wire.TypePong}))
+	case wire.TypeCreate:
+		return c.create(f, cmd)
+	case wire.TypeSend:
+		return c.send(f, cmd)
+	}
+
+	// Every other command concerns a queue by its recipient ID and is
+	// authenticated by the recipient key.
+	id, ok := entityID(f)
+	if !ok {
+		return c.fail(f, wire.CodeUnknownQueue)
+	}
+	q, err := c.s.store.QueueByRecipient(c.ctx, id)
+	if err != nil {
+		return c.fail(f, codeOf(err))
+	}
+	if !c.authenticate(f, roleRecipient, id, q.RecipientKey) {
+		return c.fail(f, wire.CodeAuth)
+	}
+	switch cmd.Type {
+	case wire.TypeSecure:
+		return c.secure(f, cmd, &q)
+	case wire.TypeSubscribe:
+		return c.subscribe(f, &q)
+	case wire.TypeAck:
+		return c.ack(f, cmd, &q)
+	case wire.TypeGet:
+		return c.get(f, &q)
+	case wire.TypeDelete:
+		return c.delete(f, &q)
+	}
+	return c.fail(f, wire.CodeUnknownCommand)
+}
+
+func entityID(f *wire.Frame) (store.ID, bool) {
+	var id store.ID
+	if len(f.EntityID) != store.IDSize {
+		return id, false
+	}
+	copy(id[:], f.EntityID)
+	return id, true
+}
+
+// validKey reports whether k is an X25519 public key the relay can use:
+// a DH with it must not give the all-zero output (RFC 7748 §6.1).
+func validKey(k []byte) bool {
+	pub, err := ecdh.X25519().NewPublicKey(k)
+	if err != nil {
+		return false
+	}
+	probe, err := ecdh.X25519().NewPrivateKey(make([]byte, 32))
+	if err != nil {
+		return false
+	}
+	_, err = probe.ECDH(pub)
+	return err == nil
+}
+
+// create makes a queue with two fresh random IDs (crypto/rand). It carries
+// no authenticator: there is no queue key yet to authenticate with, and a
+// queue created with a key nobody holds is of use to nobody.
+func (c *conn) create(f *wire.Frame, cmd *wire.Command) bool {
+	if len(f.EntityID) != 0 || len(f.Authenticator) != 0 {
+		return c.fail(f, wire.CodeMalformed)
+	}
+	if !validKey(cmd.RecipientKey[:]) || !validKey(cmd.DeliveryKey[:]) {
+		return c.fail(f, wire.CodeMalformed)
+	}
+	q := store.Queue{
+		RecipientKey: cmd.RecipientKey[:],
+		DeliveryKey:  cmd.DeliveryKey[:],
+		Created:      time.Now().Truncate(time.Hour), // coarse: no timing trail
+	}
+	var err error
+	for range 3 {
+		rand.Read(q.RecipientID[:])
+		rand.Read(q.SenderID[:])
+		if err = c.s.store.CreateQueue(c.ctx, q); !errors.Is(err, store.ErrExists) {
+			break
+		}
+	}
+	if err != nil {
+		c.s.log.Error("relay create failed", "err", err)
+		return c.fail(f, wire.CodeInternal)
+	}
+	rk, err1 := c.s.qkeys.private(roleRecipient, q.RecipientID)
+	sk, err2 := c.s.qkeys.private(roleSender, q.SenderID)
+	if err1 != nil || err2 != nil {
+		return c.fail(f, wire.CodeInternal)
+	}
+	resp := &wire.Command{Type: wire.TypeIDs, RecipientID: q.RecipientID, SenderID: q.SenderID}
+	copy(resp.RelayRecipientKey[:], rk.PublicKey().Bytes())
+	copy(resp.RelaySenderKey[:], sk.PublicKey().Bytes())
+	c.s.metrics.created.Add(1)
+	return c.respond(responseFrame(f.CorrID, nil, resp))
+}
+
+// secure sets the sender key. Securing again with the same key succeeds
+// (a retried command); with another key it is refused.
+func (c *conn) secure(f *wire.Frame, cmd *wire.Command, q *store.Queue) bool {
+	if !validKey(cmd.SenderKey[:]) {
+		return c.fail(f, wire.CodeMalformed)
+	}
+	if len(q.SenderKey) != 0 {
+		if string(q.SenderKey) == string(cmd.SenderKey[:]) {
+			return c.ok(f)
+		}
+		return c.fail(f, wire.CodeAuth)
+	}
+	if err := c.s.store.SecureQueue(c.ctx, q.RecipientID, cmd.SenderKey[:]); err != nil {
+		return c.fail(f, codeOf(err))
+	}
+	return c.ok(f)
+}
+
+// send stores a block and acknowledges it only once the store has it
+// (durably, on a durable store), then pushes it to a live subscriber.
+// Before the queue is secured a send carries no authenticator (the
+// sender's first message brings its key to the recipient, as in SimpleX
+// SMP); afterwards it must carry the sender's.
+func (c *conn) send(f *wire.Frame, cmd *wire.Command) bool {
+	if len(cmd.Block) > c.s.limits.BlockSize {
+		return c.fail(f, wire.CodeTooLarge)
+	}
+	if len(cmd.Block) != c.s.limits.BlockSize {
+		return c.fail(f, wire.CodeMalformed)
+	}
+	id, ok := entityID(f)
+	if !ok {
+		return c.fail(f, wire.CodeUnknownQueue)
+	}
+	q, err := c.s.store.QueueBySender(c.ctx, id)
+	if err != nil {
+		return c.fail(f, codeOf(err))
+	}
+	if len(q.SenderKey) == 0 {
+		if len(f.Authenticator) != 0 {
+			return c.fail(f, wire.CodeAuth)
+		}
+	} else if !c.authenticate(f, roleSender, id, q.SenderKey) {
+		return c.fail(f, wire.CodeAuth)
+	}
+	seq, err := c.s.store.Append(c.ctx, q.RecipientID, cmd.Block, time.Now(), c.s.limits.MaxQueueBlocks)
+	if err != nil {
+		if codeOf(err) == wire.CodeInternal && c.ctx.Err() == nil {
+			c.s.log.Error("relay append failed", "err", err)
+		}
+		return c.fail(f, codeOf(err))
+	}
+	c.s.metrics.sent.Add(1)
+	if !c.ok(f) {
+		return false
+	}
+	c.s.appended(q.RecipientID, seq, cmd.Block)
+	return true
+}
+
+func (c *conn) subscribe(f *wire.Frame, q *store.Queue) bool {
+	aead, err := c.s.deliveryAEAD(q)
+	if err != nil {
+		return c.fail(f, wire.CodeInternal)
+	}
+	if !c.ok(f) {
+		return false
+	}
+	c.s.subscribe(c, q.RecipientID, aead)
+	return true
+}
+
+func (c *conn) ack(f *wire.Frame, cmd *wire.Command, q *store.Queue) bool {
+	err := c.s.store.Ack(c.ctx, q.RecipientID, cmd.Seq)
+	// The block is no longer in flight either way.
+	c.s.acked(q.RecipientID, cmd.Seq)
+	if err != nil {
+		return c.fail(f, codeOf(err))
+	}
+	c.s.metrics.acked.Add(1)
+	return c.ok(f)
+}
+
+func (c *conn) get(f *wire.Frame, q *store.Queue) bool {
+	blk, err := c.s.store.First(c.ctx, q.RecipientID)
+	if err != nil {
+		return c.fail(f, codeOf(err))
+	}
+	aead, err := c.s.deliveryAEAD(q)
+	if err != nil {
+		return c.fail(f, wire.CodeInternal)
+	}
+	c.s.metrics.delivered.Add(1)
+	return c.respond(responseFrame(f.CorrID, f.EntityID, &wire.Command{
+		Type: wire.TypeBlock, Seq: blk.Seq, Block: wire.Seal(aead, q.RecipientID[:], blk.Data),
+	}))
+}
+
+func (c *conn) delete(f *wire.Frame, q *store.Queue) bool {
+	if err := c.s.store.DeleteQueue(c.ctx, q.RecipientID); err != nil {
+		return c.fail(f, codeOf(err))
+	}
+	c.s.metrics.deleted.Add(1)
+	if !c.ok(f) {
+		return false
+	}
+	c.s.endSubscription(q.RecipientID)
+	return true
+}

@@ -1,0 +1,171 @@
+package relay
+
+import (
+	"crypto/cipher"
+	"crypto/ecdh"
+	"errors"
+	"sync"
+
+	"github.com/parley-messenger/parley/relay/internal/wire"
+	"github.com/parley-messenger/parley/relay/store"
+)
+
+// subscription is the one active subscriber of a queue. Delivery runs in
+// two modes:
+//
+//   - catch-up: the oldest stored block is pushed, and the next one only
+//     after it is acknowledged (the store is the only source, as in SimpleX
+//     SMP, where a recipient acknowledges each message before the next);
+//   - live: once the queue is empty, each newly stored block is pushed as
+//     soon as it is stored, up to Window unacknowledged blocks. Past the
+//     window the subscription falls back to catch-up when the window
+//     drains.
+//
+// A block pushed twice (a send racing the switch to live) is delivered
+// twice: delivery is at least once and the client de-duplicates.
+type subscription struct {
+	id   store.ID
+	aead cipher.AEAD
+
+	mu       sync.Mutex // guards the fields below
+	conn     *conn      // nil once the subscription has ended
+	live     bool
+	inflight map[uint64]struct{} // pushed, not yet acknowledged
+}
+
+func (s *Server) deliveryAEAD(q *store.Queue) (cipher.AEAD, error) {
+	priv, err := s.qkeys.private(roleRecipient, q.RecipientID)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := ecdh.X25519().NewPublicKey(q.DeliveryKey)
+	if err != nil {
+		return nil, err
+	}
+	return wire.DeliveryAEAD(priv, pub)
+}
+
+// subscribe makes c the queue's subscriber, ending any previous one with
+// an end notice, and starts delivery.
+func (s *Server) subscribe(c *conn, id store.ID, aead cipher.AEAD) {
+	sub := &subscription{id: id, aead: aead, conn: c, inflight: make(map[uint64]struct{})}
+	s.subMu.Lock()
+	old := s.subs[id]
+	s.subs[id] = sub
+	s.subMu.Unlock()
+	c.addSub(id, sub)
+	if old != nil {
+		if oc := old.end(); oc != nil && oc != c {
+			oc.removeSub(id, old)
+			oc.push(responseFrame(0, id[:], &wire.Command{Type: wire.TypeEnd}))
+		}
+	}
+	s.kick(sub)
+}
+
+// end detaches the subscription and returns the connection it had.
+func (sub *subscription) end() *conn {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	c := sub.conn
+	sub.conn = nil
+	return c
+}
+
+// unsubscribe drops sub when its connection closes.
+func (s *Server) unsubscribe(id store.ID, sub *subscription) {
+	s.subMu.Lock()
+	if s.subs[id] == sub {
+		delete(s.subs, id)
+	}
+	s.subMu.Unlock()
+	sub.end()
+}
+
+// endSubscription ends the queue's subscription (the queue was deleted)
+// with an end notice.
+func (s *Server) endSubscription(id store.ID) {
+	s.subMu.Lock()
+	sub := s.subs[id]
+	delete(s.subs, id)
+	s.subMu.Unlock()
+	if sub == nil {
+		return
+	}
+	if c := sub.end(); c != nil {
+		c.removeSub(id, sub)
+		c.push(responseFrame(0, id[:], &wire.Command{Type: wire.TypeEnd}))
+	}
+}
+
+func (s *Server) lookup(id store.ID) *subscription {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	return s.subs[id]
+}
+
+// kick pushes the oldest stored block when the subscription is in
+// catch-up with nothing in flight, or switches it to live when the queue
+// is empty. The store read runs under sub.mu so that a block stored
+// meanwhile is either found here or pushed live by appended.
+func (s *Server) kick(sub *subscription) {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.conn == nil || sub.live || len(sub.inflight) > 0 {
+		return
+	}
+	blk, err := s.store.First(s.ctx, sub.id)
+	if errors.Is(err, store.ErrNoBlock) {
+		sub.live = true
+		return
+	}
+	if err != nil {
+		if s.ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) {
+			s.log.Error("relay delivery read failed", "err", err)
+		}
+		return
+	}
+	s.pushLocked(sub, blk.Seq, blk.Data)
+}
+
+// appended pushes a newly stored block to a live subscriber.
+func (s *Server) appended(id store.ID, seq uint64, data []byte) {
+	sub := s.lookup(id)
+	if sub == nil {
+		return
+	}
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	if sub.conn == nil || !sub.live {
+		return
+	}
+	if len(sub.inflight) >= s.limits.Window {
+		sub.live = false // catch up from the store once the window drains
+		return
+	}
+	s.pushLocked(sub, seq, data)
+}
+
+// acked records that a block is no longer in flight and continues a
+// catch-up.
+func (s *Server) acked(id store.ID, seq uint64) {
+	sub := s.lookup(id)
+	if sub == nil {
+		return
+	}
+	sub.mu.Lock()
+	delete(sub.inflight, seq)
+	sub.mu.Unlock()
+	s.kick(sub)
+}
+
+// pushLocked re-encrypts a block to the recipient (a fresh nonce per
+// delivery, so no two deliveries share bytes with each other or with the
+// block as sent) and queues it. sub.mu is held.
+func (s *Server) pushLocked(sub *subscription, seq uint64, data []byte) {
+	frame := responseFrame(0, sub.id[:], &wire.Command{Type: wire.TypeBlock, Seq: seq, Block: wire.Seal(sub.aead, sub.id[:], data)})
+	if sub.conn.push(frame) {
+		sub.inflight[seq] = struct{}{}
+		s.metrics.delivered.Add(1)
+	}
+}

@@ -1,0 +1,120 @@
+package wire
+
+import (
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Labels, spelled as docs/PROTOCOL.md "Relay protocol: authentication"
+// spells them.
+const (
+	// ExporterLabel is the TLS exporter label (RFC 8446 §7.5) whose
+	// output binds every command authenticator to one TLS session.
+	ExporterLabel = "EXPORTER-parley-relay-v1"
+	// ExporterLength is the exporter output length in bytes.
+	ExporterLength = 32
+	// AuthInfo is the HKDF info string of the command-authentication key.
+	AuthInfo = "parley relay v1 command authentication"
+	// DeliveryInfo is the HKDF info string of the relay-to-recipient
+	// delivery key.
+	DeliveryInfo = "parley relay v1 delivery"
+)
+
+// ErrAuth is returned when an authenticator or a sealed block does not
+// verify.
+var ErrAuth = errors.New("relay wire: authentication failed")
+
+// AuthKey derives the command-authentication key of one queue role on one
+// TLS session:
+//
+//	dh  = X25519(own private, peer public)          (RFC 7748 §6.1)
+//	key = HKDF-SHA256(IKM = dh, salt = exporter, info = AuthInfo, L = 32)
+//
+// Following SimpleX SMP's deniable client authentication (SMP v7+: the
+// authenticator is keyed by the DH of the client's queue key and a relay
+// key, so no signature ties the client to the command), but keyed with
+// HMAC-SHA256 and bound to the TLS session by using the exporter as the
+// HKDF salt. The relay derives it once per connection and queue, so a
+// command costs one HMAC. crypto/ecdh rejects an all-zero DH output.
+func AuthKey(own *ecdh.PrivateKey, peer *ecdh.PublicKey, exporter []byte) ([MACSize]byte, error) {
+	var out [MACSize]byte
+	if len(exporter) != ExporterLength {
+		return out, fmt.Errorf("relay wire: auth key: exporter of %d bytes", len(exporter))
+	}
+	dh, err := own.ECDH(peer)
+	if err != nil {
+		return out, fmt.Errorf("relay wire: auth key: %w", err)
+	}
+	k, err := hkdf.Key(sha256.New, dh, exporter, AuthInfo, MACSize)
+	if err != nil {
+		return out, fmt.Errorf("relay wire: auth key: %w", err)
+	}
+	copy(out[:], k)
+	return out, nil
+}
+
+// Authenticate returns HMAC-SHA256(key, signed) (RFC 2104).
+func Authenticate(key *[MACSize]byte, signed []byte) []byte {
+	m := hmac.New(sha256.New, key[:])
+	m.Write(signed)
+	return m.Sum(nil)
+}
+
+// Verify checks an authenticator in constant time.
+func Verify(key *[MACSize]byte, signed, authenticator []byte) bool {
+	if len(authenticator) != MACSize {
+		return false
+	}
+	return subtle.ConstantTimeCompare(Authenticate(key, signed), authenticator) == 1
+}
+
+// DeliveryAEAD returns the relay-to-recipient AEAD of one queue:
+// XChaCha20-Poly1305 keyed by
+//
+//	HKDF-SHA256(IKM = X25519(own, peer), salt = "", info = DeliveryInfo, L = 32)
+//
+// The relay holds the queue's relay private key and the recipient's
+// delivery public key; the recipient the reverse.
+func DeliveryAEAD(own *ecdh.PrivateKey, peer *ecdh.PublicKey) (cipher.AEAD, error) {
+	dh, err := own.ECDH(peer)
+	if err != nil {
+		return nil, fmt.Errorf("relay wire: delivery key: %w", err)
+	}
+	k, err := hkdf.Key(sha256.New, dh, nil, DeliveryInfo, chacha20poly1305.KeySize)
+	if err != nil {
+		return nil, fmt.Errorf("relay wire: delivery key: %w", err)
+	}
+	return chacha20poly1305.NewX(k)
+}
+
+// Seal encrypts a padded block to the recipient with a fresh random
+// 192-bit nonce (XChaCha20's nonce is large enough to draw at random,
+// draft-irtf-cfrg-xchacha §3.1), the recipient ID as associated data:
+//
+//	struct { opaque nonce[24]; opaque ciphertext[block_size + 16]; } SealedBlock;
+func Seal(aead cipher.AEAD, recipientID, block []byte) []byte {
+	out := make([]byte, NonceSize, NonceSize+len(block)+TagSize)
+	rand.Read(out) // crypto/rand.Read never fails (Go 1.24+)
+	return aead.Seal(out, out[:NonceSize], block, recipientID)
+}
+
+// Open decrypts a sealed block.
+func Open(aead cipher.AEAD, recipientID, sealed []byte) ([]byte, error) {
+	if len(sealed) < SealedOverhead {
+		return nil, fmt.Errorf("relay wire: sealed block: %w", ErrMalformed)
+	}
+	out, err := aead.Open(nil, sealed[:NonceSize], sealed[NonceSize:], recipientID)
+	if err != nil {
+		return nil, fmt.Errorf("relay wire: sealed block: %w", ErrAuth)
+	}
+	return out, nil
+}
