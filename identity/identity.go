@@ -29,10 +29,10 @@ const labelIdentityBinding = "Parley identity binding v1\x00"
 
 // ErrBadSignature reports a signature that does not verify: the binding of
 // an identity's agreement key, or a prekey signature in a bundle.
-var ErrBadSignature = errors.New("identity: bad signature")
+var ErrBadSignature = errors.New("bad signature")
 
 // ErrMalformed reports an encoding that does not parse.
-var ErrMalformed = errors.New("identity: malformed encoding")
+var ErrMalformed = errors.New("malformed encoding")
 
 // PublicIdentity is the public half of a device identity: the Ed25519
 // signing key, the X25519 agreement key, and the Ed25519 signature binding

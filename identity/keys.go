@@ -33,7 +33,7 @@ const (
 )
 
 // ErrInvalidKey reports a key encoding that is malformed or of another kind.
-var ErrInvalidKey = errors.New("identity: invalid key")
+var ErrInvalidKey = errors.New("invalid key")
 
 var b64 = base64.RawURLEncoding
 

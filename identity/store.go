@@ -32,11 +32,11 @@ const PrekeyStoreVersion = 1
 var (
 	// ErrUnknownPrekey reports a prekey ID this store never issued (or a
 	// signed prekey it has retired).
-	ErrUnknownPrekey = errors.New("identity: unknown prekey")
+	ErrUnknownPrekey = errors.New("unknown prekey")
 	// ErrPrekeyReused reports a one-time prekey that this store issued and
 	// has since deleted because a session used it, or a last-resort KEM
 	// prekey retired by rotation.
-	ErrPrekeyReused = errors.New("identity: one-time prekey already used")
+	ErrPrekeyReused = errors.New("prekey already used or retired")
 	// ErrTooManyPrekeys reports that MaxOneTimePrekeys are outstanding.
 	ErrTooManyPrekeys = errors.New("identity: too many outstanding one-time prekeys")
 )
