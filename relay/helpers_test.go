@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -29,11 +30,26 @@ type testRelay struct {
 
 func startRelay(t testing.TB, limits Limits) *testRelay {
 	t.Helper()
+	return startRelayOn(t, memstore.New(memstore.Options{}), limits)
+}
+
+// startRelayWith serves an existing store with a fresh key; stop does not
+// close the store.
+func startRelayWith(t testing.TB, st store.Store) *testRelay {
+	t.Helper()
+	return startRelayOn(t, nopClose{st}, Limits{})
+}
+
+type nopClose struct{ store.Store }
+
+func (nopClose) Close() error { return nil }
+
+func startRelayOn(t testing.TB, st store.Store, limits Limits) *testRelay {
+	t.Helper()
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := memstore.New(memstore.Options{})
 	srv, err := NewServer(Config{Key: key, Store: st, Limits: limits})
 	if err != nil {
 		t.Fatal(err)
@@ -180,3 +196,7 @@ func (rc *rawConn) expectError(ctx context.Context, corr uint64, code wire.Code)
 		rc.t.Fatalf("response corr_id %d, want %d", f.CorrID, corr)
 	}
 }
+
+func isErr(err, target error) bool { return errorsIs(err, target) }
+
+var errorsIs = errors.Is
