@@ -2,12 +2,20 @@ package ciphersuite
 
 import (
 	"crypto/hpke"
+	"crypto/sha3"
 	"errors"
 	"fmt"
 
 	"golang.org/x/crypto/cryptobyte"
 
 	"github.com/parley-messenger/parley/mls/internal/codec"
+)
+
+// X-Wing constants (draft-connolly-cfrg-xwing-kem-06 §7: HPKE KEM
+// identifier 0x647a, Nsk = 32).
+const (
+	xwingKEMID    = 0x647a
+	xwingSeedSize = 32
 )
 
 // HPKEPrivateKey is an HPKE decryption key: a TreeKEM node key, a
@@ -30,13 +38,31 @@ func (s *Suite) GenerateHPKEKey() (*HPKEPrivateKey, error) {
 	return &HPKEPrivateKey{k: k}, nil
 }
 
-// DeriveKeyPair is the KEM's DeriveKeyPair(ikm): RFC 9180 §7.1.3 for the
-// DHKEMs and draft-ietf-hpke-pq / draft-connolly-cfrg-xwing-kem for X-Wing,
-// both as implemented by crypto/hpke. MLS uses it to turn path secrets into
-// node keys (RFC 9420 §7.4) and external_secret into the external key pair
-// (§8).
+// DeriveKeyPair is the KEM's DeriveKeyPair(ikm). MLS uses it to turn path
+// secrets into node keys (RFC 9420 §7.4) and external_secret into the
+// external key pair (§8.3), so every implementation in a group must derive
+// the same key from the same ikm.
+//
+// For the DHKEMs it is RFC 9180 §7.1.3, as crypto/hpke implements it. For
+// X-Wing it is draft-connolly-cfrg-xwing-kem-06 §5.6, which OpenMLS's suite
+// 0x004D follows (through hpke-rs):
+//
+//	def DeriveKeyPair(ikm):
+//	  return GenerateKeyPairDerand(SHAKE256(ikm, 32))
+//
+// crypto/hpke's own MLKEM768X25519().DeriveKeyPair follows the later
+// draft-ietf-hpke-pq (a labelled SHAKE256 derivation) and gives a different
+// key, so it is not used here. GenerateKeyPairDerand(seed) is exactly
+// crypto/hpke's NewPrivateKey(seed): the seed is the decapsulation key and is
+// expanded with SHAKE256 (draft-06 §5.2, expandDecapsulationKey).
 func (s *Suite) DeriveKeyPair(ikm []byte) (*HPKEPrivateKey, error) {
-	k, err := s.kem.DeriveKeyPair(ikm)
+	var k hpke.PrivateKey
+	var err error
+	if s.kem.ID() == xwingKEMID {
+		k, err = s.kem.NewPrivateKey(sha3.SumSHAKE256(ikm, xwingSeedSize))
+	} else {
+		k, err = s.kem.DeriveKeyPair(ikm)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("mls: derive hpke key pair: %w", err)
 	}

@@ -48,10 +48,15 @@ const (
 
 	// MLS_256_XWING_CHACHA20POLY1305_SHA256_Ed25519 is the hybrid
 	// post-quantum suite as OpenMLS defines it (openmls_traits
-	// Ciphersuite 0x004D): the X-Wing KEM (ML-KEM-768 + X25519,
-	// draft-connolly-cfrg-xwing-kem-06, registered for HPKE as
-	// MLKEM768-X25519 in draft-ietf-hpke-pq), HKDF-SHA256,
-	// ChaCha20-Poly1305, SHA-256 and Ed25519.
+	// Ciphersuite 0x004D, HpkeKemType::XWingKemDraft6): the X-Wing KEM
+	// (ML-KEM-768 + X25519, draft-connolly-cfrg-xwing-kem-06),
+	// HKDF-SHA256, ChaCha20-Poly1305, SHA-256 and Ed25519. HPKE runs with
+	// crypto/hpke's MLKEM768X25519, whose HPKE KEM identifier in the
+	// suite_id is 0x647a, the value X-Wing draft-06 §7 requests and current
+	// hpke-rs uses (hpke-rs marks 0x004D, used there by older releases, as
+	// an obsolete code point deprecated since 0.4.0; a peer still on it
+	// would not interoperate). DeriveKeyPair follows draft-06 §5.6; see
+	// Suite.DeriveKeyPair.
 	MLS_256_XWING_CHACHA20POLY1305_SHA256_Ed25519 ID = 0x004D
 )
 
