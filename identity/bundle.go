@@ -19,8 +19,9 @@ const (
 // Signature labels: each prekey signature covers one of these, then the
 // signer's identity keys, then the prekey's ID and public key (see
 // prekeySignedMessage). Distinct labels keep a signature on one kind of
-// prekey from being replayed as a signature on another (PQXDH §4.5 asks
-// for unambiguous signed encodings; here the labels do that job).
+// prekey from being accepted as a signature on another kind, and name the
+// key type, which PQXDH's EncodeEC/EncodeKEM would otherwise carry
+// (PQXDH §2.1).
 const (
 	labelSignedPrekey        = "Parley signed prekey X25519 v1\x00"
 	labelOneTimePrekey       = "Parley one-time prekey X25519 v1\x00"

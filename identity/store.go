@@ -228,7 +228,7 @@ func (s *PrekeyStore) NewBundle(oneTime bool) (*Bundle, error) {
 }
 
 // SignedPrekey returns the private signed prekey with the given ID. It is
-// also the responder's initial ratchet key (Double Ratchet §7.1, as Signal
+// also the responder's initial ratchet key (Double Ratchet §5.1, as Signal
 // uses it). Errors wrap ErrUnknownPrekey.
 func (s *PrekeyStore) SignedPrekey(id uint32) (*ecdh.PrivateKey, error) {
 	s.mu.Lock()
