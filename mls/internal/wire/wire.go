@@ -70,16 +70,21 @@ func marshalBinary(m marshaler) ([]byte, error) {
 	return b.Bytes()
 }
 
-// unmarshalBinary decodes exactly one value of u from data.
-func unmarshalBinary(data []byte, u unmarshaler, name string) error {
+// unmarshalBinary decodes exactly one value from data into x. x changes
+// only on success (trailing bytes are a failure too).
+func unmarshalBinary[T any, P interface {
+	*T
+	unmarshaler
+}](data []byte, x P, name string) error {
+	var v T
 	s := cryptobyte.String(data)
-	var probe cryptobyte.String = s
-	if !u.Unmarshal(&probe) {
+	if !P(&v).Unmarshal(&s) {
 		return fmt.Errorf("mls wire: decoding %s: %w", name, ErrMalformed)
 	}
-	if !probe.Empty() {
-		return fmt.Errorf("mls wire: decoding %s: %d trailing bytes: %w", name, len(probe), ErrMalformed)
+	if !s.Empty() {
+		return fmt.Errorf("mls wire: decoding %s: %d trailing bytes: %w", name, len(s), ErrMalformed)
 	}
+	*x = v
 	return nil
 }
 
@@ -87,16 +92,6 @@ func unmarshalBinary(data []byte, u unmarshaler, name string) error {
 func readOpaque(s *cryptobyte.String, out *[]byte) bool {
 	var v []byte
 	if !codec.ReadVarBytes(s, &v) {
-		return false
-	}
-	*out = bytes.Clone(v)
-	return true
-}
-
-// readFixed reads n bytes into a copy.
-func readFixed(s *cryptobyte.String, n int, out *[]byte) bool {
-	var v []byte
-	if !s.ReadBytes(&v, n) {
 		return false
 	}
 	*out = bytes.Clone(v)
