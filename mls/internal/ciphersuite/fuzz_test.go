@@ -52,3 +52,29 @@ func FuzzKeys(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecryptWithLabel feeds hostile KEM outputs and ciphertexts to
+// DecryptWithLabel and ExternalInitReceive: they must fail cleanly (never
+// panic, never succeed on garbage), whatever the suite.
+func FuzzDecryptWithLabel(f *testing.F) {
+	type keyed struct {
+		s *Suite
+		k *HPKEPrivateKey
+	}
+	var ks []keyed
+	for i, id := range allSuites {
+		s, _ := New(id)
+		k, _ := s.DeriveKeyPair(bytes.Repeat([]byte{byte(i + 1)}, 32))
+		ks = append(ks, keyed{s, k})
+		kem, ct, _ := s.EncryptWithLabel(k.PublicKey(), "Welcome", nil, []byte("secret"))
+		f.Add(uint8(i), kem, ct)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, kem, ct []byte) {
+		c := ks[int(which)%len(ks)]
+		pt, err := c.s.DecryptWithLabel(c.k, "Welcome", nil, kem, ct)
+		if err == nil && !bytes.Equal(pt, []byte("secret")) {
+			t.Fatalf("garbage decrypted to %x", pt)
+		}
+		_, _ = c.s.ExternalInitReceive(c.k, kem)
+	})
+}
