@@ -102,6 +102,9 @@ func TestScheduleRejectsWrongLengths(t *testing.T) {
 	if _, err := NewSecretTree(s, make([]byte, 32), 0, Limits{}); err == nil {
 		t.Error("secret tree with no leaves accepted")
 	}
+	if _, err := NewSecretTree(s, make([]byte, 32), 3, Limits{}); err == nil {
+		t.Error("secret tree with 3 leaves accepted")
+	}
 }
 
 func TestWelcomeKeyNonce(t *testing.T) {

@@ -89,14 +89,17 @@ type SecretTree struct {
 }
 
 // NewSecretTree returns the secret tree of an epoch with the given
-// encryption_secret and number of leaves (the ratchet tree's leaf count,
-// RFC 9420 §9: tree_node_[root]_secret = encryption_secret).
+// encryption_secret and number of leaves: the ratchet tree's leaf count, a
+// power of two (RFC 9420 §9: the secret tree has the ratchet tree's shape,
+// and tree_node_[root]_secret = encryption_secret). Build a new one every
+// epoch.
 func NewSecretTree(s *ciphersuite.Suite, encryptionSecret []byte, nLeaves uint32, limits Limits) (*SecretTree, error) {
 	if len(encryptionSecret) != s.Nh() {
 		return nil, fmt.Errorf("mls: secret tree: encryption_secret is %d bytes, want %d", len(encryptionSecret), s.Nh())
 	}
-	if nLeaves == 0 || nLeaves > treemath.MaxLeaves {
-		return nil, fmt.Errorf("mls: secret tree: %d leaves out of range", nLeaves)
+	if nLeaves == 0 || nLeaves > treemath.MaxLeaves || nLeaves&(nLeaves-1) != 0 {
+		// RFC 9420 §7.7: the ratchet tree's leaf count is a power of two.
+		return nil, fmt.Errorf("mls: secret tree: %d leaves is not a power of two", nLeaves)
 	}
 	if limits.OutOfOrderTolerance == 0 {
 		limits.OutOfOrderTolerance = DefaultLimits.OutOfOrderTolerance

@@ -98,7 +98,7 @@ func UnmarshalSecretTree(data []byte) (*SecretTree, error) {
 	if err != nil {
 		return nil, err
 	}
-	if nLeaves == 0 || nLeaves > treemath.MaxLeaves || lim.OutOfOrderTolerance == 0 || lim.MaximumForwardDistance == 0 {
+	if nLeaves == 0 || nLeaves > treemath.MaxLeaves || nLeaves&(nLeaves-1) != 0 || lim.OutOfOrderTolerance == 0 || lim.MaximumForwardDistance == 0 {
 		return nil, errSecretTreeEncoding
 	}
 	t := &SecretTree{
