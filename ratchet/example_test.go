@@ -4,6 +4,7 @@ import (
 	"crypto/ecdh"
 	"crypto/mlkem"
 	"crypto/rand"
+	"errors"
 	"fmt"
 
 	"github.com/parley-messenger/parley/ratchet"
@@ -75,7 +76,7 @@ func Example() {
 
 	// A replayed message is refused.
 	_, err = bob.Decrypt(msg)
-	fmt.Println(err == ratchet.ErrReplay)
+	fmt.Println(errors.Is(err, ratchet.ErrReplay))
 	// Output:
 	// Bob reads "hello Bob"
 	// Alice reads "hello Alice"
