@@ -80,6 +80,8 @@ func (u *lsUser) bundle(pk *record.PreKey) *prekey.Bundle {
 type lsPeer struct {
 	cipher *session.Cipher
 	ser    *serialize.Serializer
+	store  lsSessionStore
+	remote *protocol.SignalAddress
 }
 
 // Encrypt encrypts and returns the wire bytes.
@@ -119,6 +121,21 @@ func (p *lsPeer) decryptPreKey(wire []byte) ([]byte, error) {
 	return pt, nil
 }
 
+// roundTripState serializes the session record and restores it, as
+// libsignal's stores do on every call when they persist.
+func (p *lsPeer) roundTripState() error {
+	ctx := context.Background()
+	r, err := p.store.LoadSession(ctx, p.remote)
+	if err != nil {
+		return err
+	}
+	r, err = record.NewSessionFromBytes(r.Serialize(), p.ser.Session, p.ser.State)
+	if err != nil {
+		return fmt.Errorf("libsignal session record: %w", err)
+	}
+	return p.store.StoreSession(ctx, p.remote, r)
+}
+
 // lsSetup runs X3DH from alice to bob with bob's one-time prekey pk and
 // delivers alice's first message (first) to bob. persist selects session
 // stores that keep only the serialized session record, so that every
@@ -132,13 +149,15 @@ func lsSetup(ser *serialize.Serializer, alice, bob *lsUser, pk *record.PreKey, f
 		}
 		return &lsRecordSessionStore{ser: ser, m: map[*protocol.SignalAddress]*record.Session{}}
 	}
-	ab := session.NewBuilder(newStore(), alice.preKeys, alice.signedPreKeys, alice.identities, bob.address, ser)
+	astore := newStore()
+	ab := session.NewBuilder(astore, alice.preKeys, alice.signedPreKeys, alice.identities, bob.address, ser)
 	if err := ab.ProcessBundle(context.Background(), bob.bundle(pk)); err != nil {
 		return nil, nil, fmt.Errorf("libsignal process bundle: %w", err)
 	}
-	bb := session.NewBuilder(newStore(), bob.preKeys, bob.signedPreKeys, bob.identities, alice.address, ser)
-	a = &lsPeer{cipher: session.NewCipher(ab, bob.address), ser: ser}
-	b = &lsPeer{cipher: session.NewCipher(bb, alice.address), ser: ser}
+	bstore := newStore()
+	bb := session.NewBuilder(bstore, bob.preKeys, bob.signedPreKeys, bob.identities, alice.address, ser)
+	a = &lsPeer{cipher: session.NewCipher(ab, bob.address), ser: ser, store: astore, remote: bob.address}
+	b = &lsPeer{cipher: session.NewCipher(bb, alice.address), ser: ser, store: bstore, remote: alice.address}
 	wire, err := a.Encrypt(first)
 	if err != nil {
 		return nil, nil, err
