@@ -46,17 +46,17 @@ var benchLimits = relay.Limits{
 // relaySender sends on one client connection while a second client, the
 // subscribed recipient, receives and acknowledges.
 type relaySender struct {
-	cfg    relayConfig
-	ctx    context.Context
-	cancel context.CancelFunc
+	cfg     relayConfig
+	ctx     context.Context
+	cancel  context.CancelFunc
 	served  chan error // Serve's result
 	serving bool       // Serve was started
-	st     store.Store
-	closer func() error // closes st, if it needs closing
-	snd    *client.Client
-	rcv    *client.Client
-	sq     client.SenderQueue
-	q      *client.RecipientQueue
+	st      store.Store
+	closer  func() error // closes st, if it needs closing
+	snd     *client.Client
+	rcv     *client.Client
+	sq      client.SenderQueue
+	q       *client.RecipientQueue
 
 	recvDone chan struct{} // closed when the receive loop has ended
 	acks     sync.WaitGroup
