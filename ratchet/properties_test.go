@@ -301,3 +301,46 @@ func TestUnmarshalSessionRejects(t *testing.T) {
 		t.Fatal("failed UnmarshalBinary changed the session")
 	}
 }
+
+// TestSkippedKeyLimits: stored skipped keys are bounded in number
+// (MaxSkippedKeys, oldest evicted first) and in age (MaxChainAge receiving
+// ratchet steps), and an evicted key's message is refused.
+func TestSkippedKeyLimits(t *testing.T) {
+	alice, bob := newPair(t, classical)
+	var firstChains [][]byte
+	for chain := range 3 {
+		msgs := make([][]byte, MaxSkip+1)
+		for i := range msgs {
+			msgs[i] = encrypt(t, alice, msg(i))
+		}
+		mustDecrypt(t, bob, msgs[MaxSkip], msg(MaxSkip)) // skips MaxSkip keys
+		if chain == 0 {
+			firstChains = msgs
+		}
+		if bob.nSkipped > MaxSkippedKeys {
+			t.Fatalf("%d skipped keys stored, cap %d", bob.nSkipped, MaxSkippedKeys)
+		}
+		mustDecrypt(t, alice, encrypt(t, bob, "turn"), "turn")
+	}
+	if bob.nSkipped != MaxSkippedKeys {
+		t.Fatalf("%d skipped keys stored, want the cap %d", bob.nSkipped, MaxSkippedKeys)
+	}
+	// The first chain's keys were the oldest: evicted.
+	if err := mustFailUnchanged(t, bob, firstChains[0]); !errors.Is(err, ErrReplay) {
+		t.Fatalf("message with an evicted key: %v, want ErrReplay", err)
+	}
+	// Age: after MaxChainAge more receiving steps every old chain is gone.
+	for i := range MaxChainAge + 1 {
+		mustDecrypt(t, bob, encrypt(t, alice, msg(i)), msg(i))
+		mustDecrypt(t, alice, encrypt(t, bob, msg(i)), msg(i))
+		if len(bob.recv) > MaxChainAge+1 {
+			t.Fatalf("%d receiving chains kept, at most %d", len(bob.recv), MaxChainAge+1)
+		}
+	}
+	if bob.nSkipped != 0 {
+		t.Fatalf("%d skipped keys older than MaxChainAge still stored", bob.nSkipped)
+	}
+	if err := mustFailUnchanged(t, bob, firstChains[1]); !errors.Is(err, ErrUnknownHeader) {
+		t.Fatalf("message older than MaxChainAge: %v, want ErrUnknownHeader", err)
+	}
+}

@@ -44,8 +44,14 @@ var errStateEncoding = errors.New("ratchet: malformed session state")
 // encoding.BinaryMarshaler). The encoding holds secret keys: store it
 // encrypted, and never roll a session back to an older state.
 func (s *Session) MarshalBinary() ([]byte, error) {
-	size := 2 + 2 + len(s.ad) + 2*x25519KeySize + x25519KeySize + 7*keySize + 16 +
-		kemSeedSize + kemEKSize + kemCTSize + 2 + len(s.recv)*(keySize+6) + s.nSkipped*(4+keySize)
+	size := 2 + 2 + len(s.ad) + 3*x25519KeySize + 7*keySize + 16 + 2 +
+		len(s.recv)*(keySize+6) + s.nSkipped*(4+keySize)
+	if s.hasPQs {
+		size += kemSeedSize + kemEKSize
+	}
+	if s.hasPQct {
+		size += kemCTSize
+	}
 	b := make([]byte, 0, size)
 	var flags uint8
 	if s.hybrid {
