@@ -67,9 +67,9 @@ func (x Extensions) Find(t ExtensionType) (*Extension, bool) {
 	return nil, false
 }
 
-// HasDuplicates reports whether some extension type appears more than once
-// (RFC 9420 §7.3, §10.1, §12.1.7 require each type to appear at most once;
-// the caller enforces it where the RFC says so).
+// HasDuplicates reports whether some extension type appears more than once.
+// Decoding keeps duplicates (the struct allows them); validation code rejects
+// them where the RFC requires each extension type at most once.
 func (x Extensions) HasDuplicates() bool {
 	seen := make(map[ExtensionType]struct{}, len(x))
 	for _, e := range x {
