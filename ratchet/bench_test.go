@@ -64,7 +64,7 @@ var primitives = map[string]func() func(){
 		}
 	},
 	"KDF_CK": func() func() { // two HMAC-SHA256 under one key
-		var ck [32]byte
+		var ck chainKey
 		return func() { ck, _ = kdfCK(&ck) }
 	},
 	"HKDF-SHA256-96B": func() func() { // KDF_RK_HE: extract + 3 expand blocks

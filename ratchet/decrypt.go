@@ -33,15 +33,15 @@ func (s *Session) Decrypt(message []byte) ([]byte, error) {
 	// not change the result; this one is cheapest for in-order traffic:
 	// the current chain (HKr), the next one (NHKr), then past chains.
 	if n := len(s.recv); n > 0 {
-		if hb, ok := openHeader(newGCM(&s.recv[n-1].hk), encHeader, hbuf); ok {
+		if hb, ok := openHeader(headerAEAD(&s.recv[n-1].hk), encHeader, hbuf); ok {
 			return s.decryptInChain(n-1, hb, encHeader, ciphertext)
 		}
 	}
-	if hb, ok := openHeader(newGCM(&s.nhkr), encHeader, hbuf); ok {
+	if hb, ok := openHeader(headerAEAD(&s.nhkr), encHeader, hbuf); ok {
 		return s.decryptRatchetStep(hb, encHeader, ciphertext)
 	}
 	for i := len(s.recv) - 2; i >= 0; i-- {
-		if hb, ok := openHeader(newGCM(&s.recv[i].hk), encHeader, hbuf); ok {
+		if hb, ok := openHeader(headerAEAD(&s.recv[i].hk), encHeader, hbuf); ok {
 			return s.decryptInChain(i, hb, encHeader, ciphertext)
 		}
 	}
@@ -242,7 +242,7 @@ func (s *Session) decryptRatchetStep(hb, encHeader, ciphertext []byte) ([]byte, 
 // deriveSkipped advances ck from message number from to until, returning
 // the message keys for from..until-1 appended to dst (SkipMessageKeysHE,
 // Double Ratchet §4.6). Callers have checked until-from <= MaxSkip.
-func (s *Session) deriveSkipped(ck *[keySize]byte, from, until uint32, dst []skippedKey) []skippedKey {
+func (s *Session) deriveSkipped(ck *chainKey, from, until uint32, dst []skippedKey) []skippedKey {
 	if until <= from {
 		return dst
 	}
@@ -290,8 +290,8 @@ func (s *Session) evictOldChains() {
 
 // openBody is DECRYPT(mk, ciphertext, CONCAT(AD, enc_header)) (Double
 // Ratchet §4.6) followed by removing the padding.
-func (s *Session) openBody(mk *[keySize]byte, encHeader, ciphertext []byte) ([]byte, error) {
-	padded, err := newGCM(mk).Open(nil, encHeader[:gcmNonceSize], ciphertext, s.associatedData(encHeader))
+func (s *Session) openBody(mk *messageKey, encHeader, ciphertext []byte) ([]byte, error) {
+	padded, err := messageAEAD(mk).Open(nil, encHeader[:gcmNonceSize], ciphertext, s.associatedData(encHeader))
 	if err != nil {
 		return nil, fmt.Errorf("ratchet: message authentication failed: %w", err)
 	}

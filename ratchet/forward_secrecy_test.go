@@ -88,16 +88,16 @@ func stateWindowOpens(state []byte, msgs [][]byte, ad []byte) (off, index int, o
 		targets[i] = target{eh[:gcmNonceSize], body, append(append([]byte(nil), ad...), eh...)}
 	}
 	for off := 0; off+keySize <= len(state); off++ {
-		k := [keySize]byte(state[off : off+keySize])
-		candidates := [][keySize]byte{k}
-		ck := k
+		window := [keySize]byte(state[off : off+keySize])
+		candidates := []messageKey{messageKey(window)}
+		ck := chainKey(window)
 		for range 4 {
 			next, mk := kdfCK(&ck)
 			candidates = append(candidates, mk)
 			ck = next
 		}
 		for _, c := range candidates {
-			aead := newGCM(&c)
+			aead := messageAEAD(&c)
 			for i, tg := range targets {
 				if _, err := aead.Open(nil, tg.nonce, tg.body, tg.aad); err == nil {
 					return off, i, true

@@ -39,7 +39,7 @@ func FuzzMessage(f *testing.F) {
 	})
 }
 
-func openedHeaderBytes(tb testing.TB, hk *[32]byte, m []byte) []byte {
+func openedHeaderBytes(tb testing.TB, hk *headerKey, m []byte) []byte {
 	h := openedHeader(tb, hk, m)
 	return h.appendTo(nil)
 }

@@ -17,7 +17,7 @@ import (
 // is DH output || KEM shared secret, as in SimpleX's PQ double ratchet
 // (KDF_RK_HE(state.RK, DH(...) || ss)); kemSS is empty for a step without a
 // KEM contribution.
-func kdfRKHE(rk *[keySize]byte, dhOut, kemSS []byte) (newRK, ck, nhk [keySize]byte, err error) {
+func kdfRKHE(rk *rootKey, dhOut, kemSS []byte) (newRK rootKey, ck chainKey, nhk headerKey, err error) {
 	var ikmBuf [x25519KeySize + kemSSSize]byte
 	ikm := append(append(ikmBuf[:0], dhOut...), kemSS...)
 	out, err := hkdf.Key(sha256.New, ikm, rk[:], labelKDFRK, 3*keySize)
@@ -35,7 +35,7 @@ func kdfRKHE(rk *[keySize]byte, dhOut, kemSS []byte) (newRK, ck, nhk [keySize]by
 // kdfCK is KDF_CK(ck) of Double Ratchet §3.1 with the recommendation of
 // §5.2: HMAC-SHA256 keyed with ck over the constant 0x01 gives the message
 // key, over 0x02 the next chain key.
-func kdfCK(ck *[keySize]byte) (next, mk [keySize]byte) {
+func kdfCK(ck *chainKey) (next chainKey, mk messageKey) {
 	h := hmac.New(sha256.New, ck[:])
 	h.Write([]byte{kdfCKMessageKey})
 	h.Sum(mk[:0])
@@ -47,11 +47,11 @@ func kdfCK(ck *[keySize]byte) (next, mk [keySize]byte) {
 
 // initialKeys derives the initial root key and the shared header keys
 // shared_hka and shared_nhkb (Double Ratchet §4.4) from PQXDH's SK.
-func initialKeys(sk *[keySize]byte) (rk, hka, nhkb [keySize]byte, err error) {
+func initialKeys(sk *[keySize]byte) (rk rootKey, hka, nhkb headerKey, err error) {
 	for _, k := range []struct {
 		dst   *[keySize]byte
 		label string
-	}{{&rk, labelRootKey}, {&hka, labelSharedHKa}, {&nhkb, labelSharedNHKb}} {
+	}{{(*[keySize]byte)(&rk), labelRootKey}, {(*[keySize]byte)(&hka), labelSharedHKa}, {(*[keySize]byte)(&nhkb), labelSharedNHKb}} {
 		out, err := hkdf.Expand(sha256.New, sk[:], k.label, keySize)
 		if err != nil {
 			return rk, hka, nhkb, fmt.Errorf("ratchet: deriving initial keys: %w", err)
@@ -61,6 +61,21 @@ func initialKeys(sk *[keySize]byte) (rk, hka, nhkb [keySize]byte, err error) {
 	}
 	return rk, hka, nhkb, nil
 }
+
+// One type per key role (Double Ratchet §3.2 state variables), so that a
+// key of one role cannot be passed where another is expected.
+type (
+	rootKey    [keySize]byte // RK
+	chainKey   [keySize]byte // CKs, CKr
+	headerKey  [keySize]byte // HKs, HKr, NHKs, NHKr (Double Ratchet §4.3)
+	messageKey [keySize]byte // mk
+)
+
+// headerAEAD is the AEAD of HENCRYPT/HDECRYPT (Double Ratchet §4.2).
+func headerAEAD(hk *headerKey) cipher.AEAD { return newGCM((*[keySize]byte)(hk)) }
+
+// messageAEAD is the AEAD of ENCRYPT/DECRYPT (Double Ratchet §3.1).
+func messageAEAD(mk *messageKey) cipher.AEAD { return newGCM((*[keySize]byte)(mk)) }
 
 // newGCM returns AES-256-GCM keyed with k. ENCRYPT and HENCRYPT may be any
 // AEAD (Double Ratchet §3.1, §4.2, §5.2).

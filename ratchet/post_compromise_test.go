@@ -162,7 +162,7 @@ func openAsSender(s *Session, m []byte) ([]byte, bool) {
 	if err != nil {
 		return nil, false
 	}
-	hb, ok := openHeader(newGCM(&s.hks), eh, nil)
+	hb, ok := openHeader(headerAEAD(&s.hks), eh, nil)
 	if !ok {
 		return nil, false
 	}
@@ -176,7 +176,7 @@ func openAsSender(s *Session, m []byte) ([]byte, bool) {
 
 // openWithStep derives the sending chain of a ratchet step from rk and the
 // given contributions, and tries to open m (whose header opens under hk).
-func openWithStep(tb testing.TB, rk *[32]byte, dh, ss []byte, hk *[32]byte, m, ad []byte) bool {
+func openWithStep(tb testing.TB, rk *rootKey, dh, ss []byte, hk *headerKey, m, ad []byte) bool {
 	tb.Helper()
 	_, ck, _, err := kdfRKHE(rk, dh, ss)
 	if err != nil {
@@ -193,12 +193,12 @@ func openWithStep(tb testing.TB, rk *[32]byte, dh, ss []byte, hk *[32]byte, m, a
 
 // openOnChain derives the message key n steps after chain key ck and opens
 // the body with it.
-func openOnChain(ck [32]byte, n uint32, eh, body, ad []byte) ([]byte, bool) {
-	var mk [32]byte
+func openOnChain(ck chainKey, n uint32, eh, body, ad []byte) ([]byte, bool) {
+	var mk messageKey
 	for range n + 1 {
 		ck, mk = kdfCK(&ck)
 	}
-	padded, err := newGCM(&mk).Open(nil, eh[:gcmNonceSize], body, append(append([]byte(nil), ad...), eh...))
+	padded, err := messageAEAD(&mk).Open(nil, eh[:gcmNonceSize], body, append(append([]byte(nil), ad...), eh...))
 	if err != nil {
 		return nil, false
 	}

@@ -212,7 +212,7 @@ func TestMaxSkip(t *testing.T) {
 	// Forged headers under the real header keys claiming huge counters.
 	for _, h := range []struct {
 		name string
-		hk   *[32]byte
+		hk   *headerKey
 		hdr  header
 	}{
 		{"n on the current chain", &bob.recv[len(bob.recv)-1].hk, header{dh: bob.dhr, n: math.MaxUint32}},
@@ -237,9 +237,9 @@ func expectMaxSkip(t *testing.T, s *Session, m []byte) {
 }
 
 // forgeMessage encrypts hdr under hk with a random body.
-func forgeMessage(hk *[32]byte, hdr header) []byte {
+func forgeMessage(hk *headerKey, hdr header) []byte {
 	nonce := make([]byte, gcmNonceSize)
-	eh := newGCM(hk).Seal(nonce, nonce, hdr.appendTo(nil), nil)
+	eh := headerAEAD(hk).Seal(nonce, nonce, hdr.appendTo(nil), nil)
 	return appendMessage(nil, eh, make([]byte, minCiphertextSize))
 }
 

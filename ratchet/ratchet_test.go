@@ -70,13 +70,13 @@ func TestKEMFieldsInHeaders(t *testing.T) {
 }
 
 // openedHeader decrypts the header of m with hk (white box).
-func openedHeader(tb testing.TB, hk *[32]byte, m []byte) header {
+func openedHeader(tb testing.TB, hk *headerKey, m []byte) header {
 	tb.Helper()
 	eh, _, err := parseMessage(m)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	hb, ok := openHeader(newGCM(hk), eh, nil)
+	hb, ok := openHeader(headerAEAD(hk), eh, nil)
 	if !ok {
 		tb.Fatal("header does not open under the given key")
 	}

@@ -52,11 +52,12 @@ type Session struct {
 	hasDHr bool
 	dhr    [x25519KeySize]byte // DHr: the peer's ratchet public key
 
-	rk         [keySize]byte // RK
-	hasCKs     bool          // CKs and HKs are set (false for Bob before his first step)
-	cks, hks   [keySize]byte // CKs, HKs
-	nhks, nhkr [keySize]byte // NHKs, NHKr
-	ns, nr, pn uint32        // Ns, Nr, PN
+	rk         rootKey   // RK
+	hasCKs     bool      // CKs and HKs are set (false for Bob before his first step)
+	cks        chainKey  // CKs
+	hks        headerKey // HKs
+	nhks, nhkr headerKey // NHKs, NHKr
+	ns, nr, pn uint32    // Ns, Nr, PN
 
 	// PQRs: our ML-KEM-768 key pair; its encapsulation key travels in every
 	// header we send. pqsKey caches the decapsulation key expanded from
@@ -76,9 +77,9 @@ type Session struct {
 	// is the current receiving chain (HKr, with CKr in ckr); the others are
 	// past chains, dropped after MaxChainAge receiving ratchet steps.
 	recv      []recvChain
-	ckr       [keySize]byte // CKr, valid when len(recv) > 0
-	recvSteps uint32        // receiving DH ratchet steps so far
-	nSkipped  int           // total skipped keys in recv
+	ckr       chainKey // CKr, valid when len(recv) > 0
+	recvSteps uint32   // receiving DH ratchet steps so far
+	nSkipped  int      // total skipped keys in recv
 
 	scratch []byte // AD || enc_header buffer; not state
 
@@ -88,14 +89,14 @@ type Session struct {
 }
 
 type recvChain struct {
-	hk   [keySize]byte
+	hk   headerKey
 	step uint32       // value of recvSteps when this chain became current
 	keys []skippedKey // ordered by n, strictly increasing
 }
 
 type skippedKey struct {
 	n  uint32
-	mk [keySize]byte
+	mk messageKey
 }
 
 // Option adjusts a new session.
@@ -240,13 +241,13 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 	hStart := len(out)
 	out = h.appendTo(out)
 	// enc_header = HENCRYPT(state.HKs, header) (Double Ratchet §4.5)
-	out = newGCM(&s.hks).Seal(out[:hStart], nonce, out[hStart:], nil)
+	out = headerAEAD(&s.hks).Seal(out[:hStart], nonce, out[hStart:], nil)
 	encHeader := out[ehStart:]
 	out = append(out, byte(ctLen>>24), byte(ctLen>>16), byte(ctLen>>8), byte(ctLen))
 	bStart := len(out)
 	out = pad(out, plaintext)
 	// ENCRYPT(mk, plaintext, CONCAT(AD, enc_header)) (Double Ratchet §4.5)
-	out = newGCM(&mk).Seal(out[:bStart], nonce, out[bStart:], s.associatedData(encHeader))
+	out = messageAEAD(&mk).Seal(out[:bStart], nonce, out[bStart:], s.associatedData(encHeader))
 	clear(mk[:])
 	s.cks = nextCK
 	s.ns++
