@@ -50,9 +50,23 @@ const (
 
 var errBadRecord = errors.New("boltstore: malformed record")
 
-func sortableTime(t time.Time) uint64 { return uint64(t.UnixNano()) ^ 1<<63 }
+// sortableTime encodes t to the nanosecond for years 1678 to 2262 (the
+// range of UnixNano). The zero time, which UnixNano cannot represent, is
+// encoded as 0 (otherwise the encoding of an instant in 1677), so that it
+// survives a round trip.
+func sortableTime(t time.Time) uint64 {
+	if t.IsZero() {
+		return 0
+	}
+	return uint64(t.UnixNano()) ^ 1<<63
+}
 
-func fromSortable(u uint64) time.Time { return time.Unix(0, int64(u^1<<63)) }
+func fromSortable(u uint64) time.Time {
+	if u == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(u^1<<63))
+}
 
 // encodeQueue encodes everything about q except its recipient ID (the
 // record's key):

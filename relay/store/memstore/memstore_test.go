@@ -3,6 +3,7 @@ package memstore_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -80,4 +81,40 @@ func TestMemoryBudget(t *testing.T) {
 			t.Fatalf("Append after Expire freed room: %v", err)
 		}
 	}
+}
+
+// BenchmarkIdleQueue reports the Go heap that one idle queue (no block
+// waiting) costs; the relay's target is at most 2 KiB per idle queue.
+func BenchmarkIdleQueue(b *testing.B) {
+	const n = 100000
+	ctx := context.Background()
+	qs := make([]store.Queue, n)
+	for i := range qs {
+		qs[i] = storetest.NewQueue(b)
+	}
+	before := heapInUse()
+	s := memstore.New(memstore.Options{MaxBytes: 1 << 30})
+	defer s.Close()
+	for _, q := range qs {
+		if err := s.CreateQueue(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	after := heapInUse()
+	i := 0
+	for b.Loop() {
+		if _, err := s.QueueBySender(ctx, qs[i%n].SenderID); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(after-before)/n, "heap-B/queue")
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapInuse)
 }
