@@ -1,0 +1,283 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/parley-messenger/parley/agent/localstore"
+	"github.com/parley-messenger/parley/relay/client"
+)
+
+// errDrop marks a block that is not ours to keep: it is acknowledged
+// (removed from the relay) and reported, never retried.
+type dropError struct{ err error }
+
+func (e dropError) Error() string { return e.err.Error() }
+func (e dropError) Unwrap() error { return e.err }
+
+// handleDelivery processes one block from a relay: de-duplication by the
+// SHA-256 of the envelope first (before any decryption), then the
+// handshake or the ratchet, all in one store transaction; the block is
+// acknowledged only once that transaction has committed, so a crash in
+// between redelivers it and de-duplication drops the copy.
+func (a *Agent) handleDelivery(addr string, cl *client.Client, d client.Delivery) {
+	if d.Ended {
+		a.events.push(Event{Type: EventError, Relay: addr, Err: errors.New("agent: a queue subscription ended (subscribed elsewhere or deleted)")})
+		return
+	}
+	dedup := sha256.Sum256(d.Payload)
+	var events []Event
+	var secure []secureAction
+	var qr queueRecord
+	a.op.Lock()
+	err := a.store.Update(func(tx *localstore.Tx) error {
+		if err := getJSON(tx, tblQueues, queueKey(addr, d.Queue[:]), &qr); err != nil {
+			if errors.Is(err, localstore.ErrNotFound) {
+				return dropError{errors.New("agent: block on a queue this profile does not know")}
+			}
+			return err
+		}
+		if _, err := tx.Get(tblSeen, dedup[:]); err == nil {
+			return nil // a copy through another relay, or a redelivery
+		} else if !errors.Is(err, localstore.ErrNotFound) {
+			return err
+		}
+		env, err := parseEnvelope(d.Payload)
+		if err != nil {
+			return dropError{err}
+		}
+		switch qr.Owner {
+		case ownerInvite:
+			events, secure, err = a.handleHandshake(tx, &qr, env)
+		case ownerContact:
+			events, err = a.handleRatchet(tx, &qr, env)
+		default:
+			err = errors.New("agent: stored queue has no owner")
+		}
+		if err != nil {
+			return dropError{err}
+		}
+		return putJSON(tx, tblSeen, dedup[:], time.Now().Unix())
+	})
+	if errors.As(err, new(dropError)) {
+		// Remember the failure so that the copies from other relays are
+		// dropped without another decryption attempt.
+		if serr := a.store.Update(func(tx *localstore.Tx) error {
+			return putJSON(tx, tblSeen, dedup[:], time.Now().Unix())
+		}); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
+	a.op.Unlock()
+	if err != nil {
+		a.events.push(Event{Type: EventError, Relay: addr, Err: fmt.Errorf("agent: dropped a block: %w", err)})
+		if !errors.As(err, new(dropError)) {
+			return // not stored: leave it on the relay for a retry
+		}
+	}
+	for _, s := range secure {
+		a.secureQueue(s)
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, a.opts.SendTimeout)
+	if rq, qerr := qr.recipientQueue(); qerr == nil {
+		if err := cl.Ack(ctx, rq, d.Seq); err != nil && !errors.Is(err, client.ErrNoBlock) && a.ctx.Err() == nil {
+			a.opts.Logger.Debug("ack failed", "err", err)
+		}
+	}
+	cancel()
+	a.events.push(events...)
+	a.wake()
+}
+
+func (a *Agent) secureQueue(s secureAction) {
+	cl := a.connected(s.relay)
+	rq, err := s.queue.recipientQueue()
+	if cl == nil || err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, a.opts.SendTimeout)
+	defer cancel()
+	if err := cl.Secure(ctx, rq, s.key); err != nil && a.ctx.Err() == nil {
+		a.events.push(Event{Type: EventError, Relay: s.relay, Err: fmt.Errorf("agent: secure queue: %w", err)})
+	}
+}
+
+// handleRatchet decrypts a ratchet message on a contact's queue (Double
+// Ratchet §3.5; the session is unchanged if it fails) and applies it.
+func (a *Agent) handleRatchet(tx *localstore.Tx, qr *queueRecord, env *envelope) ([]Event, error) {
+	if env.Type != envRatchet {
+		return nil, errors.New("agent: handshake on an established connection's queue")
+	}
+	id := ContactID(qr.OwnerID)
+	var c contactRecord
+	if err := getJSON(tx, tblContacts, []byte(id), &c); err != nil {
+		return nil, err
+	}
+	sess, err := a.loadSession(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	pt, err := sess.Decrypt(env.Body)
+	if err != nil {
+		return nil, err
+	}
+	m, err := parseMessage(pt)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.saveSession(tx, id, sess); err != nil {
+		return nil, err
+	}
+	var events []Event
+	contactChanged := false
+	if !c.Connected {
+		c.Connected = true
+		contactChanged = true
+	}
+	switch m.Kind {
+	case kindHello:
+		h, err := parseHello(m.Body)
+		if err != nil {
+			return nil, err
+		}
+		c.DisplayName = h.Name
+		contactChanged = true
+	case kindText:
+		mid := MessageID(hex.EncodeToString(m.ID[:]))
+		if _, err := tx.Get(tblMessages, []byte(mid)); err == nil {
+			break // the same message again (it cannot be: the ratchet refuses replays)
+		}
+		order, err := nextCounter(tx, "order")
+		if err != nil {
+			return nil, err
+		}
+		now := time.Now()
+		rec := messageRecord{
+			ID: mid, Contact: id, Text: string(m.Body), Status: StatusReceived, Order: order,
+			Sent: time.UnixMilli(int64(m.Sent)), Received: now,
+		}
+		if c.Disappear > 0 {
+			rec.ExpiresAt = now.Add(c.Disappear)
+		}
+		if err := putJSONGrouped(tx, tblMessages, []byte(id), []byte(mid), rec); err != nil {
+			return nil, err
+		}
+		// Delivery receipt, always.
+		r := receipt{Status: receiptDelivered, IDs: [][msgIDSize]byte{m.ID}}
+		if err := a.sendLocked(tx, &c, kindReceipt, r.marshal(), ""); err != nil {
+			return nil, err
+		}
+		pub := rec.public()
+		events = append(events, Event{Type: EventMessage, Message: &pub})
+	case kindReceipt:
+		r, err := parseReceipt(m.Body)
+		if err != nil {
+			return nil, err
+		}
+		status := StatusDelivered
+		if r.Status == receiptRead {
+			status = StatusRead
+		}
+		for _, rid := range r.IDs {
+			mid := MessageID(hex.EncodeToString(rid[:]))
+			var rec messageRecord
+			if err := getJSON(tx, tblMessages, []byte(mid), &rec); err != nil {
+				continue // deleted (disappeared) or never ours
+			}
+			if !rec.Outgoing || rec.Contact != id || rec.Status >= status {
+				continue
+			}
+			rec.Status = status
+			if err := putJSONGrouped(tx, tblMessages, []byte(id), []byte(mid), rec); err != nil {
+				return nil, err
+			}
+			pub := rec.public()
+			events = append(events, Event{Type: EventStatus, Message: &pub})
+		}
+	case kindTyping:
+		if len(m.Body) != 1 {
+			return nil, errMalformed
+		}
+		pub := c.public()
+		events = append(events, Event{Type: EventTyping, Contact: &pub, Typing: m.Body[0] == 1})
+	case kindTimer:
+		d, err := parseTimer(m.Body)
+		if err != nil {
+			return nil, err
+		}
+		c.Disappear = d
+		contactChanged = true
+	case kindQueues:
+		h, err := parseHello(m.Body)
+		if err != nil || len(h.Queues) < 2 {
+			return nil, errors.New("agent: queue rotation names fewer than two queues")
+		}
+		for _, q := range h.Queues {
+			if len(q.AuthKey) == 0 {
+				return nil, errors.New("agent: queue rotation: queue without a sender key")
+			}
+		}
+		c.SendQueues = h.Queues
+		contactChanged = true
+	}
+	// A message on a new queue after a rotation: the old queues are no
+	// longer used by the contact and can go.
+	if len(c.OldQueues) > 0 && !slices.ContainsFunc(c.OldQueues, func(k []byte) bool { return bytes.Equal(k, queueKey(qr.Relay, qr.RecipientID)) }) {
+		for _, k := range c.OldQueues {
+			if err := tx.Delete(tblQueues, k); err != nil {
+				return nil, err
+			}
+		}
+		c.OldQueues = nil
+		contactChanged = true
+	}
+	if contactChanged {
+		if err := putJSON(tx, tblContacts, []byte(id), c); err != nil {
+			return nil, err
+		}
+		pub := c.public()
+		events = append(events, Event{Type: EventContactUpdated, Contact: &pub})
+	}
+	return events, nil
+}
+
+func (r *messageRecord) public() Message {
+	return Message{
+		ID: r.ID, Contact: r.Contact, Outgoing: r.Outgoing, Text: r.Text, Status: r.Status,
+		Order: r.Order, Sent: r.Sent, Received: r.Received, ExpiresAt: r.ExpiresAt,
+	}
+}
+
+// sendLocked encrypts one agent message for the contact and puts it in
+// the outbox, in tx. mid names the text message it carries (if any).
+func (a *Agent) sendLocked(tx *localstore.Tx, c *contactRecord, kind uint8, body []byte, mid MessageID) error {
+	m := message{Kind: kind, Sent: uint64(time.Now().UnixMilli()), Body: body}
+	if mid != "" {
+		raw, err := hex.DecodeString(string(mid))
+		if err != nil || len(raw) != msgIDSize {
+			return fmt.Errorf("agent: bad message ID %q", mid)
+		}
+		copy(m.ID[:], raw)
+	} else {
+		rand.Read(m.ID[:])
+	}
+	sess, err := a.loadSession(tx, c.ID)
+	if err != nil {
+		return err
+	}
+	ct, err := sess.Encrypt(m.marshal())
+	if err != nil {
+		return err
+	}
+	if err := a.saveSession(tx, c.ID, sess); err != nil {
+		return err
+	}
+	return a.enqueue(tx, c.ID, mid, (&envelope{Type: envRatchet, Body: ct}).marshal(), c.SendQueues)
+}

@@ -1,0 +1,336 @@
+package agent
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/parley-messenger/parley/agent/localstore"
+	"github.com/parley-messenger/parley/relay/client"
+)
+
+// enqueue puts an envelope in the persistent outbox, addressed to every
+// queue of the connection, in tx. The envelope is encrypted once: every
+// relay gets the same bytes, which is what lets the receiver de-duplicate
+// before decrypting.
+func (a *Agent) enqueue(tx *localstore.Tx, c ContactID, mid MessageID, env []byte, queues []sendQueue) error {
+	seq, err := nextCounter(tx, "outbox")
+	if err != nil {
+		return err
+	}
+	o := outboxRecord{ID: newID(16), Seq: seq, Contact: c, Message: mid, Payload: env, Created: time.Now()}
+	for _, q := range queues {
+		o.Targets = append(o.Targets, outboxTarget{Queue: q})
+	}
+	return putJSON(tx, tblOutbox, []byte(o.ID), o)
+}
+
+// outboxLoop sends what the outbox holds, relay by relay in outbox order
+// (a relay that fails a send gets nothing after it in the same pass, so
+// each queue sees a connection's envelopes in order), with exponential
+// backoff per queue. An entry leaves the outbox when every queue has it;
+// its message counts as sent when the first one does.
+func (a *Agent) outboxLoop() {
+	for {
+		next := a.outboxPass()
+		var timer <-chan time.Time
+		if !next.IsZero() {
+			t := time.NewTimer(time.Until(next))
+			timer = t.C
+			defer t.Stop()
+		}
+		select {
+		case <-a.kick:
+		case <-timer:
+		case <-a.ctx.Done():
+			return
+		}
+	}
+}
+
+type sendResult struct {
+	entry  string
+	target int
+	err    error
+}
+
+// outboxPass makes one sending pass and returns when the next retry is due
+// (zero: nothing waits).
+func (a *Agent) outboxPass() time.Time {
+	var entries []outboxRecord
+	err := a.store.View(func(tx *localstore.Tx) error {
+		return tx.List(tblOutbox, func(_, v []byte) error {
+			var o outboxRecord
+			if err := unmarshalJSON(v, &o); err != nil {
+				return err
+			}
+			entries = append(entries, o)
+			return nil
+		})
+	})
+	if err != nil {
+		if a.ctx.Err() == nil {
+			a.events.push(Event{Type: EventError, Err: err})
+		}
+		return time.Now().Add(a.opts.RetryMax)
+	}
+	slices.SortFunc(entries, func(x, y outboxRecord) int { return int(x.Seq) - int(y.Seq) })
+
+	// Group the due targets by relay, keeping outbox order.
+	type job struct {
+		entry  int
+		target int
+	}
+	now := time.Now()
+	byRelay := map[string][]job{}
+	for i, o := range entries {
+		for j, t := range o.Targets {
+			if !t.Done && !t.NextTry.After(now) {
+				byRelay[t.Queue.Relay] = append(byRelay[t.Queue.Relay], job{i, j})
+			}
+		}
+	}
+	var mu sync.Mutex
+	var results []sendResult
+	var wg sync.WaitGroup
+	for relay, jobs := range byRelay {
+		cl := a.connected(relay)
+		if cl == nil {
+			a.ensureRelay(relay) // connects; its runner wakes us
+			continue
+		}
+		wg.Go(func() {
+			failed := false
+			for _, jb := range jobs {
+				o := &entries[jb.entry]
+				var err error
+				if failed {
+					err = errSkipped
+				} else {
+					err = a.sendTo(cl, &o.Targets[jb.target].Queue, o.Payload)
+				}
+				failed = failed || err != nil
+				mu.Lock()
+				results = append(results, sendResult{o.ID, jb.target, err})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if a.ctx.Err() != nil {
+		return time.Time{}
+	}
+	return a.applyResults(results)
+}
+
+var errSkipped = errors.New("agent: skipped after an earlier failure on this relay")
+
+// sendTo sends one envelope to one queue. A queue the recipient has not
+// secured yet refuses an authenticated send; the first envelopes of a
+// connection are therefore retried without authentication, which the
+// relay accepts only until the queue is secured.
+func (a *Agent) sendTo(cl *client.Client, q *sendQueue, payload []byte) error {
+	sq, err := q.senderQueue()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, a.opts.SendTimeout)
+	defer cancel()
+	err = cl.Send(ctx, sq, payload)
+	if errors.Is(err, client.ErrAuth) && sq.AuthKey != nil {
+		sq.AuthKey = nil
+		err = cl.Send(ctx, sq, payload)
+	}
+	return err
+}
+
+// applyResults records a pass's results in the outbox and returns the
+// next retry time.
+func (a *Agent) applyResults(results []sendResult) time.Time {
+	var events []Event
+	relayUp := map[string]bool{}
+	var next time.Time
+	a.op.Lock()
+	err := a.store.Update(func(tx *localstore.Tx) error {
+		byEntry := map[string][]sendResult{}
+		for _, r := range results {
+			byEntry[r.entry] = append(byEntry[r.entry], r)
+		}
+		for id, rs := range byEntry {
+			var o outboxRecord
+			if err := getJSON(tx, tblOutbox, []byte(id), &o); err != nil {
+				continue
+			}
+			wasSent := slices.ContainsFunc(o.Targets, func(t outboxTarget) bool { return t.Done })
+			for _, r := range rs {
+				t := &o.Targets[r.target]
+				if r.err == nil {
+					t.Done = true
+					relayUp[t.Queue.Relay] = true
+					continue
+				}
+				if r.err != errSkipped {
+					if _, ok := relayUp[t.Queue.Relay]; !ok {
+						relayUp[t.Queue.Relay] = false
+					}
+					t.Tries++
+				}
+				t.NextTry = time.Now().Add(backoff(a.opts.RetryMin, a.opts.RetryMax, t.Tries))
+			}
+			nowSent := slices.ContainsFunc(o.Targets, func(t outboxTarget) bool { return t.Done })
+			if nowSent && !wasSent && o.Message != "" {
+				var m messageRecord
+				if err := getJSON(tx, tblMessages, []byte(o.Message), &m); err == nil && m.Status < StatusSent {
+					m.Status = StatusSent
+					if err := putJSONGrouped(tx, tblMessages, []byte(m.Contact), []byte(m.ID), m); err != nil {
+						return err
+					}
+					pub := m.public()
+					events = append(events, Event{Type: EventStatus, Message: &pub})
+				}
+			}
+			if !slices.ContainsFunc(o.Targets, func(t outboxTarget) bool { return !t.Done }) {
+				if err := tx.Delete(tblOutbox, []byte(o.ID)); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := putJSON(tx, tblOutbox, []byte(o.ID), o); err != nil {
+				return err
+			}
+		}
+		// The next due time over the whole outbox.
+		return tx.List(tblOutbox, func(_, v []byte) error {
+			var o outboxRecord
+			if err := unmarshalJSON(v, &o); err != nil {
+				return err
+			}
+			for _, t := range o.Targets {
+				if !t.Done && (next.IsZero() || t.NextTry.Before(next)) {
+					next = t.NextTry
+				}
+			}
+			return nil
+		})
+	})
+	a.op.Unlock()
+	if err != nil {
+		if a.ctx.Err() == nil {
+			events = append(events, Event{Type: EventError, Err: err})
+		}
+		next = time.Now().Add(a.opts.RetryMin)
+	}
+	a.mu.Lock()
+	for relay, up := range relayUp {
+		if rc := a.relays[relay]; rc != nil && rc.setUp(up) {
+			events = append(events, Event{Type: EventRelayStatus, Relay: relay, Up: up})
+		}
+	}
+	a.mu.Unlock()
+	a.events.push(events...)
+	if !next.IsZero() && next.Before(time.Now()) {
+		next = time.Now().Add(a.opts.RetryMin)
+	}
+	return next
+}
+
+func (q *sendQueue) senderQueue() (*client.SenderQueue, error) {
+	rk, err := ecdhX25519().NewPublicKey(q.RelayKey)
+	if err != nil {
+		return nil, err
+	}
+	sq := &client.SenderQueue{SenderID: q.SenderID, RelayKey: rk}
+	if len(q.AuthKey) != 0 {
+		if sq.AuthKey, err = ecdhX25519().NewPrivateKey(q.AuthKey); err != nil {
+			return nil, err
+		}
+	}
+	return sq, nil
+}
+
+// Flush waits until every envelope in the outbox has reached at least one
+// relay (what a command-line send waits for before it exits), or ctx ends.
+func (a *Agent) Flush(ctx context.Context) error {
+	for {
+		pending := false
+		err := a.store.View(func(tx *localstore.Tx) error {
+			return tx.List(tblOutbox, func(_, v []byte) error {
+				var o outboxRecord
+				if err := unmarshalJSON(v, &o); err != nil {
+					return err
+				}
+				if !slices.ContainsFunc(o.Targets, func(t outboxTarget) bool { return t.Done }) {
+					pending = true
+				}
+				return nil
+			})
+		})
+		if err != nil || !pending {
+			return err
+		}
+		a.wake()
+		t := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-a.ctx.Done():
+			t.Stop()
+			return ErrClosed
+		}
+	}
+}
+
+// expiryLoop deletes disappearing messages whose time has come.
+func (a *Agent) expiryLoop() {
+	t := time.NewTicker(a.opts.ExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-a.ctx.Done():
+			return
+		}
+		now := time.Now()
+		err := a.store.Update(func(tx *localstore.Tx) error {
+			var expired []messageRecord
+			err := tx.List(tblMessages, func(_, v []byte) error {
+				var m messageRecord
+				if err := unmarshalJSON(v, &m); err != nil {
+					return err
+				}
+				if !m.ExpiresAt.IsZero() && !m.ExpiresAt.After(now) {
+					expired = append(expired, m)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, m := range expired {
+				if err := tx.Delete(tblMessages, []byte(m.ID)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil && a.ctx.Err() == nil {
+			a.events.push(Event{Type: EventError, Err: err})
+		}
+	}
+}
+
+func ecdhX25519() ecdh.Curve { return ecdh.X25519() }
+
+func mustKey() *ecdh.PrivateKey {
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err) // crypto/rand does not fail
+	}
+	return k
+}
