@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/parley-messenger/parley/agent"
+)
+
+const (
+	contactsSynopsis = "contacts"
+	messagesSynopsis = "messages CONTACT"
+	verifySynopsis   = "verify [--confirm | --reject] CONTACT"
+	relaysSynopsis   = "relays add ADDRESS | relays remove ADDRESS | relays list"
+)
+
+var (
+	contactsCommand = command{"list your contacts", runContacts}
+	messagesCommand = command{"show the conversation with a contact", runMessages}
+	verifyCommand   = command{"show a contact's safety number; --confirm marks it verified", runVerify}
+	relaysCommand   = command{"add, remove or list your relays", runRelays}
+)
+
+func runContacts(_ context.Context, g *globals, args []string) error {
+	if len(args) != 0 {
+		return usage("contacts takes no arguments", contactsSynopsis)
+	}
+	a, err := openProfile(g)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	cs, err := a.Contacts()
+	if err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if g.json {
+			if err := printJSON(g.stdout, toContactJSON(c)); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(g.stdout, "%s  %-20s %s\n", shortID(c.ID), oneLine(c.Name()), contactState(c))
+	}
+	if len(cs) == 0 && !g.json {
+		fmt.Fprintln(g.stderr, "parley: hint: no contacts yet; make one with 'parley invite' or 'parley accept LINK'")
+	}
+	return nil
+}
+
+// contactState describes a contact in one short phrase.
+func contactState(c agent.Contact) string {
+	var s []string
+	switch {
+	case c.IdentityChanged:
+		s = append(s, "IDENTITY KEY CHANGED (run parley verify)")
+	case c.Verified:
+		s = append(s, "verified")
+	default:
+		s = append(s, "unverified")
+	}
+	if !c.Connected {
+		s = append(s, "connecting")
+	}
+	if c.DisappearAfter > 0 {
+		s = append(s, "disappearing after "+c.DisappearAfter.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+func runMessages(_ context.Context, g *globals, args []string) error {
+	if len(args) != 1 {
+		return usage("messages takes one contact", messagesSynopsis)
+	}
+	a, err := openProfile(g)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	c, err := findContact(a, args[0])
+	if err != nil {
+		return err
+	}
+	msgs, err := a.Messages(c.ID)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if g.json {
+			if err := printJSON(g.stdout, toMessageJSON(m, c.Name())); err != nil {
+				return err
+			}
+			continue
+		}
+		printMessage(g.stdout, m, c.Name())
+	}
+	return nil
+}
+
+// printMessage prints one message as a line of text.
+func printMessage(w io.Writer, m agent.Message, name string) {
+	t := m.Sent.Local().Format(time.DateTime)
+	if m.Outgoing {
+		fmt.Fprintf(w, "%s  to %s: %s [%s]\n", t, oneLine(name), oneLine(m.Text), m.Status)
+		return
+	}
+	fmt.Fprintf(w, "%s  %s: %s\n", t, oneLine(name), oneLine(m.Text))
+}
+
+func runVerify(_ context.Context, g *globals, args []string) error {
+	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	confirm := fs.Bool("confirm", false, "mark the contact verified (you compared the safety number)")
+	reject := fs.Bool("reject", false, "mark the contact unverified")
+	if err := fs.Parse(reorder(args)); err != nil {
+		return usage("verify: "+err.Error(), verifySynopsis)
+	}
+	if fs.NArg() != 1 {
+		return usage("verify takes one contact", verifySynopsis)
+	}
+	if *confirm && *reject {
+		return usage("verify: --confirm and --reject exclude each other", verifySynopsis)
+	}
+	a, err := openProfile(g)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	c, err := findContact(a, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	sn, err := a.SafetyNumber(c.ID)
+	if err != nil {
+		return hinted(fmt.Errorf("verify: %w", err), "the connection with %s may not be complete yet; run 'parley receive' and try again", oneLine(c.Name()))
+	}
+	if *confirm || *reject {
+		if err := a.Verify(c.ID, *confirm); err != nil {
+			return err
+		}
+		c.Verified, c.IdentityChanged = *confirm, false
+	}
+	if g.json {
+		return printJSON(g.stdout, map[string]any{"contact": toContactJSON(c), "safetyNumber": sn.Digits()})
+	}
+	fmt.Fprintf(g.stdout, "safety number with %s:\n%s\n", oneLine(c.Name()), sn)
+	switch {
+	case *confirm:
+		fmt.Fprintf(g.stdout, "%s is now verified\n", oneLine(c.Name()))
+	case *reject:
+		fmt.Fprintf(g.stdout, "%s is now unverified\n", oneLine(c.Name()))
+	case c.IdentityChanged:
+		fmt.Fprintf(g.stderr, "parley: warning: %s's identity key CHANGED since you first connected; sending is blocked\n", oneLine(c.Name()))
+		fmt.Fprintf(g.stderr, "parley: hint: compare the number with %s in person or by a call you trust, then run 'parley verify --confirm %s'\n", oneLine(c.Name()), c.ID)
+	default:
+		fmt.Fprintf(g.stderr, "parley: hint: compare this number with %s's in person or by a call you trust; if they match, run 'parley verify --confirm %s'\n", oneLine(c.Name()), c.ID)
+	}
+	return nil
+}
+
+func runRelays(_ context.Context, g *globals, args []string) error {
+	if len(args) == 0 {
+		return usage("relays needs a subcommand: add, remove or list", relaysSynopsis)
+	}
+	sub, rest := args[0], args[1:]
+	switch sub {
+	case "add", "remove":
+		if len(rest) != 1 {
+			return usage("relays "+sub+" takes one relay address", relaysSynopsis)
+		}
+	case "list":
+		if len(rest) != 0 {
+			return usage("relays list takes no arguments", relaysSynopsis)
+		}
+	default:
+		return usage(fmt.Sprintf("unknown relays subcommand %q", sub), relaysSynopsis)
+	}
+	a, err := openProfile(g)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	switch sub {
+	case "add":
+		if err := a.AddRelay(rest[0]); err != nil {
+			return hinted(fmt.Errorf("relays add: %w", err), "a relay address looks like parley://FINGERPRINT@host:port, as 'parley relay' prints it")
+		}
+		if !g.json {
+			fmt.Fprintf(g.stdout, "added %s\n", strings.TrimSpace(rest[0]))
+		}
+		return nil
+	case "remove":
+		if !hasRelay(a, strings.TrimSpace(rest[0])) {
+			return hinted(fmt.Errorf("relays remove: %s is not in your list", truncate(rest[0], 80)), "see your relays with 'parley relays list'")
+		}
+		if err := a.RemoveRelay(rest[0]); err != nil {
+			return fmt.Errorf("relays remove: %w", err)
+		}
+		if !g.json {
+			fmt.Fprintf(g.stdout, "removed %s (existing contacts keep their queues there until they move)\n", strings.TrimSpace(rest[0]))
+		}
+		return nil
+	}
+	// list: give the connections a moment to come up, so "up" means
+	// something.
+	waitRelaysUp(a, 3*time.Second)
+	rs, err := a.Relays()
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if g.json {
+			if err := printJSON(g.stdout, map[string]any{"address": r.Address, "up": r.Up}); err != nil {
+				return err
+			}
+			continue
+		}
+		state := "down"
+		if r.Up {
+			state = "up"
+		}
+		fmt.Fprintf(g.stdout, "%s  %s\n", r.Address, state)
+	}
+	if len(rs) < 2 && !g.json {
+		fmt.Fprintln(g.stderr, "parley: hint: each connection uses two relays; add more with 'parley relays add ADDRESS'")
+	}
+	return nil
+}
+
+func hasRelay(a *agent.Agent, addr string) bool {
+	rs, err := a.Relays()
+	if err != nil {
+		return false
+	}
+	for _, r := range rs {
+		if r.Address == addr {
+			return true
+		}
+	}
+	return false
+}
+
+// waitRelaysUp waits until every relay of the list is up, or d passes.
+func waitRelaysUp(a *agent.Agent, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		rs, err := a.Relays()
+		if err != nil {
+			return
+		}
+		all := true
+		for _, r := range rs {
+			all = all && r.Up
+		}
+		if all {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
