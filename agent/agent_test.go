@@ -69,6 +69,21 @@ func TestInviteAcceptMessagesReceipts(t *testing.T) {
 	if n := alice.countMessages("hello alice"); n != 1 {
 		t.Errorf("message shown %d times", n)
 	}
+	if err := alice.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitOutboxEmpty(t, alice)
+	waitOutboxEmpty(t, bob)
+	if _, err := bob.Send(ctx, alicesBob, "last"); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitMessage(ctx, "last")
+	waitOutboxEmpty(t, bob)
+	alice.assertNoErrors()
+	bob.assertNoErrors()
 }
 
 func TestReadReceiptsOffAndTyping(t *testing.T) {

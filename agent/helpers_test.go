@@ -287,3 +287,22 @@ func connect(t testing.TB, ctx context.Context, inviter, accepter *testAgent) (C
 	})
 	return added.Contact.ID, c.ID
 }
+
+type localstoreTx = localstore.Tx
+
+func afterShort() <-chan time.Time { return time.After(20 * time.Millisecond) }
+
+// assertNoErrors fails if the agent reported a background error: in a
+// healthy conversation over two relays, the second copy of every envelope
+// must be dropped by de-duplication before any decryption is attempted
+// (a decryption of it would fail as a replay and be reported).
+func (ta *testAgent) assertNoErrors() {
+	ta.t.Helper()
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	for _, ev := range ta.events {
+		if ev.Type == EventError {
+			ta.t.Errorf("%s: background error: %v", ta.name, ev.Err)
+		}
+	}
+}
