@@ -79,25 +79,30 @@ func BenchmarkPrimitive(b *testing.B) {
 			_ = m.Sum(nil)
 		}
 	})
-	b.Run("HKDF-SHA256", func(b *testing.B) {
-		// One KDF_RK: HKDF-SHA256 with a 32-byte salt (the root key), a
-		// 32-byte input (a DH output) and 64 bytes out (Double Ratchet §5.2).
-		b.ReportAllocs()
-		ikm := make([]byte, 32)
-		for b.Loop() {
-			if _, err := hkdf.Key(sha256.New, ikm, key, "info", 64); err != nil {
-				b.Fatal(err)
+	hkdfCase := func(name string, ikmLen, outLen int) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			ikm := make([]byte, ikmLen)
+			for b.Loop() {
+				if _, err := hkdf.Key(sha256.New, ikm, key, "info", outLen); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("HKDF-SHA256-ikm64", func(b *testing.B) {
-		// KDF_RK of the PQ step: the input is DH output || KEM secret.
+		})
+	}
+	// KDF_RK with header encryption (Double Ratchet §4.2): 96 bytes out
+	// (root key, chain key, next header key) from the DH output (32 bytes)
+	// or, with the KEM step, DH output || KEM shared secret (64 bytes).
+	hkdfCase("HKDF-SHA256-96B", 32, 96)
+	hkdfCase("HKDF-SHA256-96B-ikm64", 64, 96)
+	// PQXDH's KDF (PQXDH §2.2): F || DH1..DH4 || SS in, 32 bytes out.
+	hkdfCase("HKDF-SHA256-PQXDH", 32+4*32+32, 32)
+	b.Run("random-12B", func(b *testing.B) {
+		// A random AEAD nonce.
 		b.ReportAllocs()
-		ikm := make([]byte, 64)
+		var n [12]byte
 		for b.Loop() {
-			if _, err := hkdf.Key(sha256.New, ikm, key, "info", 64); err != nil {
-				b.Fatal(err)
-			}
+			_, _ = rand.Read(n[:])
 		}
 	})
 
@@ -125,39 +130,72 @@ func BenchmarkPrimitive(b *testing.B) {
 }
 
 // aeadSizes are the plaintext sizes the AEADs are measured at: the 256-byte
-// message of every operation benchmark.
-var aeadSizes = []int{messageSize}
+// message of every operation benchmark, and the plaintext sizes of Parley's
+// ratchet headers (Double Ratchet §4 encrypts them): 41 bytes without the
+// KEM step (ratchet key 32, PN 4, N 4, KEM flags 1); 1,225 with an ML-KEM-768
+// encapsulation key (+1,184); 2,313 with a ciphertext as well (+1,088).
+var aeadSizes = []int{messageSize, 41, 1225, 2313}
 
+// benchAEAD measures sealing and opening size bytes with a fresh key each
+// time, key schedule included, since every message key and every header
+// key use is a separate AEAD instance in the ratchet; and opening with a
+// wrong tag, as a receiver does when it tries the current header key on a
+// header sealed under the next one (Double Ratchet §4.6).
 func benchAEAD(b *testing.B, size int) {
-	key := make([]byte, 32)
-	block, _ := aes.NewCipher(key)
-	gcm, _ := cipher.NewGCM(block)
-	chacha, _ := chacha20poly1305.New(key)
-	for _, a := range []struct {
+	type aeadCase struct {
 		name string
-		aead cipher.AEAD
-	}{{"AES256GCM", gcm}, {"ChaCha20Poly1305", chacha}} {
+		new  func(key []byte) (cipher.AEAD, error)
+	}
+	cases := []aeadCase{{"AES256GCM", func(key []byte) (cipher.AEAD, error) {
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, err
+		}
+		return cipher.NewGCM(block)
+	}}}
+	if size == messageSize {
+		cases = append(cases, aeadCase{"ChaCha20Poly1305", chacha20poly1305.New})
+	}
+	key := make([]byte, 32)
+	for _, a := range cases {
+		aead, err := a.new(key)
+		if err != nil {
+			b.Fatal(err)
+		}
 		pt := make([]byte, size)
-		nonce := make([]byte, a.aead.NonceSize())
-		ad := make([]byte, 32)
-		ct := a.aead.Seal(nil, nonce, pt, ad)
+		nonce := make([]byte, aead.NonceSize())
+		ad := make([]byte, 64)
+		ct := aead.Seal(nil, nonce, pt, ad)
+		bad := append([]byte(nil), ct...)
+		bad[len(bad)-1] ^= 1
 		buf := make([]byte, 0, len(ct))
 		b.Run(a.name+"-seal-"+itoa(size), func(b *testing.B) {
 			b.ReportAllocs()
-			b.SetBytes(int64(size))
 			for b.Loop() {
-				_ = a.aead.Seal(buf[:0], nonce, pt, ad)
+				aead, _ := a.new(key)
+				_ = aead.Seal(buf[:0], nonce, pt, ad)
 			}
 		})
 		b.Run(a.name+"-open-"+itoa(size), func(b *testing.B) {
 			b.ReportAllocs()
-			b.SetBytes(int64(size))
 			for b.Loop() {
-				if _, err := a.aead.Open(buf[:0], nonce, ct, ad); err != nil {
+				aead, _ := a.new(key)
+				if _, err := aead.Open(buf[:0], nonce, ct, ad); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
+		if a.name == "AES256GCM" && size != messageSize {
+			b.Run(a.name+"-openfail-"+itoa(size), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					aead, _ := a.new(key)
+					if _, err := aead.Open(buf[:0], nonce, bad, ad); err == nil {
+						b.Fatal("a bad tag was accepted")
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -224,6 +262,15 @@ func benchMLKEM1024(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			_, _ = ek.Encapsulate()
+		}
+	})
+	ekBytes := ek.Bytes()
+	b.Run("MLKEM1024-parse-encaps-key", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := mlkem.NewEncapsulationKey1024(ekBytes); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 	b.Run("MLKEM1024-decaps", func(b *testing.B) {
