@@ -50,6 +50,7 @@ func commands() map[string]command {
 		"receive":  receiveCommand,
 		"verify":   verifyCommand,
 		"relays":   relaysCommand,
+		"daemon":   daemonCommand,
 	}
 }
 
