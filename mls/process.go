@@ -510,5 +510,3 @@ func (g *Group) ProposeReInit(groupID []byte, cs CipherSuite, exts []Extension, 
 	}}, opts)
 	return m, err
 }
-
-

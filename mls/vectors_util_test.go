@@ -72,11 +72,7 @@ func suiteOrSkip(t *testing.T, id uint16) *ciphersuite.Suite {
 // byte short of the fixed-length form; it is left-padded with zeros.
 func signaturePriv(t *testing.T, s *ciphersuite.Suite, b []byte) *ciphersuite.SignaturePrivateKey {
 	t.Helper()
-	sizes := map[ciphersuite.ID]int{0x0002: 32, 0x0005: 66, 0x0007: 48}
-	if n, ok := sizes[s.ID()]; ok && len(b) < n {
-		b = append(make([]byte, n-len(b)), b...)
-	}
-	k, err := s.NewSignaturePrivateKey(b)
+	k, err := s.NewSignaturePrivateKey(padScalar(s, b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +82,26 @@ func signaturePriv(t *testing.T, s *ciphersuite.Suite, b []byte) *ciphersuite.Si
 func mustHPKEPub(t *testing.T, s *ciphersuite.Suite, b []byte) *ciphersuite.HPKEPublicKey {
 	t.Helper()
 	k, err := s.NewHPKEPublicKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// padScalar left-pads a NIST-curve private scalar that a vector encodes
+// without its leading zero bytes to the fixed length SerializePrivateKey
+// (RFC 9180 §7.1.2) and the ECDSA encoding use.
+func padScalar(s *ciphersuite.Suite, b []byte) []byte {
+	sizes := map[ciphersuite.ID]int{0x0002: 32, 0x0005: 66, 0x0007: 48}
+	if n, ok := sizes[s.ID()]; ok && len(b) < n {
+		return append(make([]byte, n-len(b)), b...)
+	}
+	return b
+}
+
+func hpkePriv(t *testing.T, s *ciphersuite.Suite, b []byte) *ciphersuite.HPKEPrivateKey {
+	t.Helper()
+	k, err := s.NewHPKEPrivateKey(padScalar(s, b))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,10 +37,7 @@ func TestWelcomeVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			initPriv, err := s.NewHPKEPrivateKey(v.InitPriv)
-			if err != nil {
-				t.Fatal(err)
-			}
+			initPriv := hpkePriv(t, s, v.InitPriv)
 			if !initPriv.PublicKey().Equal(mustHPKEPub(t, s, kpMsg.KeyPackage.InitKey)) {
 				t.Fatal("init_priv does not match the key package's init_key")
 			}
