@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/parley-messenger/parley/mls/internal/ciphersuite"
+	"github.com/parley-messenger/parley/mls/internal/treemath"
 	"github.com/parley-messenger/parley/mls/internal/wire"
 )
 
@@ -178,5 +179,195 @@ func TestTreeOperationsVectors(t *testing.T) {
 				t.Errorf("cached tree hash differs from a fresh computation")
 			}
 		})
+	}
+}
+
+type treeKEMVector struct {
+	CipherSuite             uint16   `json:"cipher_suite"`
+	GroupID                 hexBytes `json:"group_id"`
+	Epoch                   uint64   `json:"epoch"`
+	ConfirmedTranscriptHash hexBytes `json:"confirmed_transcript_hash"`
+	RatchetTree             hexBytes `json:"ratchet_tree"`
+	LeavesPrivate           []struct {
+		Index          LeafIndex `json:"index"`
+		EncryptionPriv hexBytes  `json:"encryption_priv"`
+		SignaturePriv  hexBytes  `json:"signature_priv"`
+		PathSecrets    []struct {
+			Node       NodeIndex `json:"node"`
+			PathSecret hexBytes  `json:"path_secret"`
+		} `json:"path_secrets"`
+	} `json:"leaves_private"`
+	UpdatePaths []struct {
+		Sender        LeafIndex  `json:"sender"`
+		UpdatePath    hexBytes   `json:"update_path"`
+		PathSecrets   []hexBytes `json:"path_secrets"`
+		CommitSecret  hexBytes   `json:"commit_secret"`
+		TreeHashAfter hexBytes   `json:"tree_hash_after"`
+	} `json:"update_paths"`
+}
+
+// groupContextFunc returns the provisional GroupContext of a treekem
+// vector for a given tree hash.
+func (v *treeKEMVector) groupContextFunc() func([]byte) ([]byte, error) {
+	return func(th []byte) ([]byte, error) {
+		gc := wire.GroupContext{
+			CipherSuite:             wire.CipherSuite(v.CipherSuite),
+			GroupID:                 v.GroupID,
+			Epoch:                   v.Epoch,
+			TreeHash:                th,
+			ConfirmedTranscriptHash: v.ConfirmedTranscriptHash,
+		}
+		return gc.MarshalBinary()
+	}
+}
+
+// privateKeys builds and checks every member's private state of a treekem
+// vector.
+func (v *treeKEMVector) privateKeys(t *testing.T, s *ciphersuite.Suite, tr *Tree) (map[LeafIndex]*PrivateKeys, map[LeafIndex]*ciphersuite.SignaturePrivateKey) {
+	t.Helper()
+	privs := map[LeafIndex]*PrivateKeys{}
+	sigs := map[LeafIndex]*ciphersuite.SignaturePrivateKey{}
+	for _, lp := range v.LeavesPrivate {
+		k, err := s.NewHPKEPrivateKey(lp.EncryptionPriv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := NewPrivateKeys(lp.Index, k)
+		for _, ps := range lp.PathSecrets {
+			if err := p.SetPathSecret(s, ps.Node, ps.PathSecret); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tr.CheckPrivateKeys(p); err != nil {
+			t.Fatalf("leaf %d: %v", lp.Index, err)
+		}
+		sk, err := s.NewSignaturePrivateKey(lp.SignaturePriv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(sk.Public().Bytes(), tr.Leaf(lp.Index).SignatureKey) {
+			t.Fatalf("leaf %d: signature_priv does not match the tree", lp.Index)
+		}
+		privs[lp.Index], sigs[lp.Index] = p, sk
+	}
+	return privs, sigs
+}
+
+// TestTreeKEMVectors runs treekem.json: every update path is processed by
+// every member with private keys, which must learn the expected path
+// secret and commit secret and reach the expected tree hash; then every
+// member with keys generates a fresh path that every other member
+// processes to the same commit secret and tree.
+func TestTreeKEMVectors(t *testing.T) {
+	var vs []treeKEMVector
+	load(t, "treekem.json", &vs)
+	for i := range vs {
+		v := &vs[i]
+		t.Run(fmt.Sprintf("%d/suite%d", i, v.CipherSuite), func(t *testing.T) {
+			t.Parallel()
+			s := suiteFor(t, v.CipherSuite)
+			base := decodeTree(t, s, v.RatchetTree)
+			if err := base.VerifyParentHashes(); err != nil {
+				t.Fatalf("ratchet_tree: %v", err)
+			}
+			privs, sigs := v.privateKeys(t, s, base)
+			opts := PathOptions{GroupID: v.GroupID, GroupContext: v.groupContextFunc()}
+			for _, u := range v.UpdatePaths {
+				var up wire.UpdatePath
+				if err := up.UnmarshalBinary(u.UpdatePath); err != nil {
+					t.Fatal(err)
+				}
+				// The public merge alone gives the expected tree.
+				pub := base.Clone()
+				if _, err := pub.ApplyPath(opts, u.Sender, &up, nil); err != nil {
+					t.Fatalf("sender %d: public merge: %v", u.Sender, err)
+				}
+				if h := treeHash(t, pub); !bytes.Equal(h, u.TreeHashAfter) {
+					t.Errorf("sender %d: tree hash after = %x, want %x", u.Sender, h, []byte(u.TreeHashAfter))
+				}
+				if err := pub.VerifyParentHashes(); err != nil {
+					t.Errorf("sender %d: tree after: %v", u.Sender, err)
+				}
+				for l, p := range privs {
+					want := u.PathSecrets[l]
+					if l == u.Sender {
+						if want != nil {
+							t.Errorf("sender %d: vector has a path secret for the sender", u.Sender)
+						}
+						continue
+					}
+					tr, p := base.Clone(), p.Clone()
+					cs, err := tr.ApplyPath(opts, u.Sender, &up, p)
+					if err != nil {
+						t.Fatalf("sender %d, receiver %d: %v", u.Sender, l, err)
+					}
+					if !bytes.Equal(cs, u.CommitSecret) {
+						t.Errorf("sender %d, receiver %d: commit secret = %x, want %x", u.Sender, l, cs, []byte(u.CommitSecret))
+					}
+					lca := treemath.CommonAncestor(u.Sender.Node(), l.Node())
+					if got := p.PathSecret(lca); !bytes.Equal(got, want) {
+						t.Errorf("sender %d, receiver %d: path secret at %d = %x, want %x", u.Sender, l, lca, got, []byte(want))
+					}
+					if err := tr.CheckPrivateKeys(p); err != nil {
+						t.Errorf("sender %d, receiver %d: %v", u.Sender, l, err)
+					}
+				}
+			}
+			// Fresh paths from every member with keys.
+			// From the first and the last member with keys: every member
+			// with keys already processes every vector path above, and the
+			// P-521 suite makes each extra sender cost seconds under -race.
+			first, last := v.LeavesPrivate[0].Index, v.LeavesPrivate[len(v.LeavesPrivate)-1].Index
+			freshPathRoundTrip(t, base, opts, first, privs, sigs[first])
+			if last != first {
+				freshPathRoundTrip(t, base, opts, last, privs, sigs[last])
+			}
+		})
+	}
+}
+
+// freshPathRoundTrip generates a path from sender on a copy of base and
+// checks that every other member with private keys processes it to the
+// same commit secret, tree hash and path-secret-derived keys.
+func freshPathRoundTrip(t *testing.T, base *Tree, opts PathOptions, sender LeafIndex, privs map[LeafIndex]*PrivateKeys, sk *ciphersuite.SignaturePrivateKey) {
+	t.Helper()
+	st, sp := base.Clone(), privs[sender].Clone()
+	path, err := st.GeneratePath(opts, sender, base.Leaf(sender), sk, sp, nil)
+	if err != nil {
+		t.Fatalf("GeneratePath from %d: %v", sender, err)
+	}
+	if err := st.VerifyParentHashes(); err != nil {
+		t.Errorf("sender %d: generated tree: %v", sender, err)
+	}
+	if err := st.CheckPrivateKeys(sp); err != nil {
+		t.Errorf("sender %d: own keys: %v", sender, err)
+	}
+	enc, err := path.UpdatePath.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var up wire.UpdatePath
+	if err := up.UnmarshalBinary(enc); err != nil {
+		t.Fatal(err)
+	}
+	for l, p := range privs {
+		if l == sender {
+			continue
+		}
+		tr, p := base.Clone(), p.Clone()
+		cs, err := tr.ApplyPath(opts, sender, &up, p)
+		if err != nil {
+			t.Fatalf("fresh path from %d, receiver %d: %v", sender, l, err)
+		}
+		if !bytes.Equal(cs, path.CommitSecret) {
+			t.Errorf("fresh path from %d, receiver %d: commit secrets differ", sender, l)
+		}
+		if !bytes.Equal(treeHash(t, tr), treeHash(t, st)) {
+			t.Errorf("fresh path from %d, receiver %d: tree hashes differ", sender, l)
+		}
+		lca := treemath.CommonAncestor(sender.Node(), l.Node())
+		if x, ps, ok := path.PathSecretFor(l); !ok || x != lca || !bytes.Equal(ps, p.PathSecret(lca)) {
+			t.Errorf("fresh path from %d, receiver %d: path secret at %d disagrees", sender, l, lca)
+		}
 	}
 }
