@@ -147,3 +147,46 @@ func TestLowOrderRatchetKeyRejected(t *testing.T) {
 		t.Fatal("NewInitiator accepted a low-order ratchet key")
 	}
 }
+
+// TestHeaderEncryption: the wire message shows neither the sender's ratchet
+// public key, nor its KEM encapsulation key, nor its counters (Double
+// Ratchet §4): a passive observer cannot link messages by them.
+func TestHeaderEncryption(t *testing.T) {
+	alice, bob := newPair(t, hybridBobKEM)
+	for i := range 3 {
+		m := encrypt(t, alice, msg(i))
+		for name, v := range map[string][]byte{
+			"ratchet public key":      alice.dhsPub[:],
+			"encapsulation key (32B)": alice.pqsEK[100:132],
+			"KEM ciphertext (32B)":    alice.pqCT[100:132],
+		} {
+			if bytes.Contains(m, v) {
+				t.Fatalf("message %d shows the %s in clear", i, name)
+			}
+		}
+		mustDecrypt(t, bob, m, msg(i))
+	}
+}
+
+// TestLengthBuckets: the wire length depends only on the padded size of
+// the plaintext (docs/PROTOCOL.md, Padding).
+func TestLengthBuckets(t *testing.T) {
+	alice, bob := newPair(t, classical)
+	lengths := map[int]int{} // padded size -> wire length
+	for n := 0; n <= 600; n += 7 {
+		pt := strings.Repeat("a", n)
+		m := encrypt(t, alice, pt)
+		mustDecrypt(t, bob, m, pt)
+		p := paddedSize(n)
+		if l, ok := lengths[p]; ok && l != len(m) {
+			t.Fatalf("plaintexts padded to %d give wire lengths %d and %d", p, l, len(m))
+		}
+		lengths[p] = len(m)
+	}
+	if len(lengths) < 5 {
+		t.Fatalf("only %d buckets between 0 and 600 bytes", len(lengths))
+	}
+	if l := lengths[minPaddedSize]; l != 1+2+gcmNonceSize+headerFixedSize+gcmTagSize+4+minPaddedSize+gcmTagSize {
+		t.Fatalf("smallest message is %d bytes", l)
+	}
+}
