@@ -71,35 +71,35 @@ var primitives = map[string]func() func(){
 		salt, ikm := make([]byte, 32), make([]byte, 64)
 		return func() { hkdf.Key(sha256.New, ikm, salt, labelKDFRK, 96) }
 	},
-	"AES-256-GCM-seal-256B":      aeadOp(benchSize, true),
-	"AES-256-GCM-open-256B":      aeadOp(benchSize, false),
-	"AES-256-GCM-seal-padded":    aeadOp(paddedSize(benchSize), true),
-	"AES-256-GCM-open-padded":    aeadOp(paddedSize(benchSize), false),
-	"AES-256-GCM-seal-header":    aeadOp(classicalHeaderSize, true),
-	"AES-256-GCM-open-header":    aeadOp(classicalHeaderSize, false),
-	"AES-256-GCM-seal-header-PQ": aeadOp(hybridHeaderSize, true),
-	"AES-256-GCM-open-header-PQ": aeadOp(hybridHeaderSize, false),
-	"random-12B": func() func() {
-		var n [12]byte
+	"XChaCha20Poly1305-seal-256B":      aeadOp(benchSize, true),
+	"XChaCha20Poly1305-open-256B":      aeadOp(benchSize, false),
+	"XChaCha20Poly1305-seal-padded":    aeadOp(paddedSize(benchSize), true),
+	"XChaCha20Poly1305-open-padded":    aeadOp(paddedSize(benchSize), false),
+	"XChaCha20Poly1305-seal-header":    aeadOp(classicalHeaderSize, true),
+	"XChaCha20Poly1305-open-header":    aeadOp(classicalHeaderSize, false),
+	"XChaCha20Poly1305-seal-header-PQ": aeadOp(hybridHeaderSize, true),
+	"XChaCha20Poly1305-open-header-PQ": aeadOp(hybridHeaderSize, false),
+	"random-24B": func() func() {
+		var n [nonceSize]byte
 		return func() { rand.Read(n[:]) }
 	},
 }
 
-// aeadOp is AES-256-GCM with a fresh key each time (every message key is
+// aeadOp is XChaCha20-Poly1305 with a fresh key each time (every message key is
 // used once), sealing or opening size bytes.
 func aeadOp(size int, seal bool) func() func() {
 	return func() func() {
 		var k [32]byte
-		nonce := make([]byte, gcmNonceSize)
+		nonce := make([]byte, nonceSize)
 		pt := make([]byte, size)
 		ad := make([]byte, 64)
-		ct := newGCM(&k).Seal(nil, nonce, pt, ad)
+		ct := newAEAD(&k).Seal(nil, nonce, pt, ad)
 		out := make([]byte, 0, len(ct))
 		if seal {
-			return func() { newGCM(&k).Seal(out[:0], nonce, pt, ad) }
+			return func() { newAEAD(&k).Seal(out[:0], nonce, pt, ad) }
 		}
 		return func() {
-			if _, err := newGCM(&k).Open(out[:0], nonce, ct, ad); err != nil {
+			if _, err := newAEAD(&k).Open(out[:0], nonce, ct, ad); err != nil {
 				panic(err)
 			}
 		}
@@ -120,9 +120,9 @@ func BenchmarkPrimitives(b *testing.B) {
 
 func primitiveNames() []string {
 	return []string{"X25519", "X25519-keygen", "ML-KEM-768-keygen", "ML-KEM-768-encaps", "ML-KEM-768-decaps",
-		"HMAC-SHA256", "KDF_CK", "HKDF-SHA256-96B", "AES-256-GCM-seal-256B", "AES-256-GCM-open-256B",
-		"AES-256-GCM-seal-padded", "AES-256-GCM-open-padded", "AES-256-GCM-seal-header", "AES-256-GCM-open-header",
-		"AES-256-GCM-seal-header-PQ", "AES-256-GCM-open-header-PQ", "random-12B"}
+		"HMAC-SHA256", "KDF_CK", "HKDF-SHA256-96B", "XChaCha20Poly1305-seal-256B", "XChaCha20Poly1305-open-256B",
+		"XChaCha20Poly1305-seal-padded", "XChaCha20Poly1305-open-padded", "XChaCha20Poly1305-seal-header", "XChaCha20Poly1305-open-header",
+		"XChaCha20Poly1305-seal-header-PQ", "XChaCha20Poly1305-open-header-PQ", "random-24B"}
 }
 
 // lowerBound measures an operation against its primitive lower bound on a
@@ -199,16 +199,16 @@ func reportLowerBound(b *testing.B, op func(), ops map[string]int) {
 // Per message on a symmetric chain: the sender's KDF_CK, nonce, header and
 // body seal; the receiver's header open, KDF_CK and body open.
 var symmetricOps = map[string]int{
-	"KDF_CK": 2, "random-12B": 1,
-	"AES-256-GCM-seal-header": 1, "AES-256-GCM-open-header": 1,
-	"AES-256-GCM-seal-padded": 1, "AES-256-GCM-open-padded": 1,
+	"KDF_CK": 2, "random-24B": 1,
+	"XChaCha20Poly1305-seal-header": 1, "XChaCha20Poly1305-open-header": 1,
+	"XChaCha20Poly1305-seal-padded": 1, "XChaCha20Poly1305-open-padded": 1,
 }
 
 // A message carrying a DH ratchet step adds, at the receiver, a failed
 // header open under HKr before NHKr opens it, and the DH ratchet step of
 // Double Ratchet §3.5: DH, KDF_RK, GENERATE_DH, DH, KDF_RK.
 var dhStepOps = map[string]int{
-	"AES-256-GCM-open-header": 1, "X25519": 2, "X25519-keygen": 1, "HKDF-SHA256-96B": 2,
+	"XChaCha20Poly1305-open-header": 1, "X25519": 2, "X25519-keygen": 1, "HKDF-SHA256-96B": 2,
 }
 
 // The KEM step adds decapsulation, a new KEM key pair and an encapsulation,
@@ -232,10 +232,10 @@ func pqHeaders(ops map[string]int) map[string]int {
 	out := map[string]int{}
 	for k, v := range ops {
 		switch k {
-		case "AES-256-GCM-seal-header":
-			k = "AES-256-GCM-seal-header-PQ"
-		case "AES-256-GCM-open-header":
-			k = "AES-256-GCM-open-header-PQ"
+		case "XChaCha20Poly1305-seal-header":
+			k = "XChaCha20Poly1305-seal-header-PQ"
+		case "XChaCha20Poly1305-open-header":
+			k = "XChaCha20Poly1305-open-header-PQ"
 		}
 		out[k] += v
 	}

@@ -21,8 +21,8 @@ const (
 	kemEKSize     = 1184 // ML-KEM-768 encapsulation key (FIPS 203 §8, Table 3)
 	kemCTSize     = 1088 // ML-KEM-768 ciphertext (FIPS 203 §8, Table 3)
 	kemSSSize     = 32   // ML-KEM shared secret (FIPS 203 §8)
-	gcmNonceSize  = 12   // AES-GCM nonce (NIST SP 800-38D §5.2.1.1)
-	gcmTagSize    = 16   // AES-GCM tag (NIST SP 800-38D §5.2.1.2)
+	nonceSize     = 24   // XChaCha20-Poly1305 nonce (draft-irtf-cfrg-xchacha-03 §2)
+	tagSize       = 16   // Poly1305 tag (RFC 8439 §2.5)
 )
 
 // KDF labels: HKDF info strings (RFC 5869 §2.3). Double Ratchet §5.2 asks

@@ -26,7 +26,7 @@ func (s *Session) Decrypt(message []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	hbuf := make([]byte, 0, len(encHeader)-gcmNonceSize-gcmTagSize)
+	hbuf := make([]byte, 0, len(encHeader)-nonceSize-tagSize)
 	// DecryptHeader and TrySkippedMessageKeysHE (Double Ratchet §4.6) try
 	// the skipped chains' header keys, then HKr, then NHKr. Every key is
 	// ours and a header opens under at most one of them, so the order does
@@ -291,7 +291,7 @@ func (s *Session) evictOldChains() {
 // openBody is DECRYPT(mk, ciphertext, CONCAT(AD, enc_header)) (Double
 // Ratchet §4.6) followed by removing the padding.
 func (s *Session) openBody(mk *messageKey, encHeader, ciphertext []byte) ([]byte, error) {
-	padded, err := messageAEAD(mk).Open(nil, encHeader[:gcmNonceSize], ciphertext, s.associatedData(encHeader))
+	padded, err := messageAEAD(mk).Open(nil, encHeader[:nonceSize], ciphertext, s.associatedData(encHeader))
 	if err != nil {
 		return nil, fmt.Errorf("ratchet: message authentication failed: %w", err)
 	}

@@ -85,7 +85,7 @@ func stateWindowOpens(state []byte, msgs [][]byte, ad []byte) (off, index int, o
 		if err != nil {
 			panic(err)
 		}
-		targets[i] = target{eh[:gcmNonceSize], body, append(append([]byte(nil), ad...), eh...)}
+		targets[i] = target{eh[:nonceSize], body, append(append([]byte(nil), ad...), eh...)}
 	}
 	for off := 0; off+keySize <= len(state); off++ {
 		window := [keySize]byte(state[off : off+keySize])

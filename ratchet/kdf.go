@@ -1,13 +1,14 @@
 package ratchet
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"fmt"
 	"math/bits"
+
+	"golang.org/x/crypto/chacha20poly1305"
 )
 
 // kdfRKHE is KDF_RK_HE(rk, dh_out) of Double Ratchet §4.2 with the
@@ -72,21 +73,23 @@ type (
 )
 
 // headerAEAD is the AEAD of HENCRYPT/HDECRYPT (Double Ratchet §4.2).
-func headerAEAD(hk *headerKey) cipher.AEAD { return newGCM((*[keySize]byte)(hk)) }
+func headerAEAD(hk *headerKey) cipher.AEAD { return newAEAD((*[keySize]byte)(hk)) }
 
 // messageAEAD is the AEAD of ENCRYPT/DECRYPT (Double Ratchet §3.1).
-func messageAEAD(mk *messageKey) cipher.AEAD { return newGCM((*[keySize]byte)(mk)) }
+func messageAEAD(mk *messageKey) cipher.AEAD { return newAEAD((*[keySize]byte)(mk)) }
 
-// newGCM returns AES-256-GCM keyed with k. ENCRYPT and HENCRYPT may be any
-// AEAD (Double Ratchet §3.1, §4.2, §5.2).
-func newGCM(k *[keySize]byte) cipher.AEAD {
-	block, err := aes.NewCipher(k[:])
+// newAEAD returns XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha-03) keyed
+// with k. ENCRYPT and HENCRYPT may be any AEAD (Double Ratchet §3.1, §4.2,
+// §5.2). HENCRYPT's key is reused across a chain, so §4.2 asks for a
+// stateful nonce or "a random non-repeating value chosen with at least 128
+// bits of entropy": XChaCha20's 192-bit nonce is drawn at random, which
+// AES-GCM's 96-bit nonce would not allow. ChaCha20 is also constant-time
+// in software, on platforms without AES instructions (WebAssembly, older
+// phones).
+func newAEAD(k *[keySize]byte) cipher.AEAD {
+	aead, err := chacha20poly1305.NewX(k[:])
 	if err != nil {
-		panic("ratchet: AES-256 with a 32-byte key failed: " + err.Error())
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		panic("ratchet: GCM over AES failed: " + err.Error())
+		panic("ratchet: XChaCha20-Poly1305 with a 32-byte key failed: " + err.Error())
 	}
 	return aead
 }

@@ -84,12 +84,12 @@ func parseHeader(b []byte) (header, error) {
 // Wire message (docs/PROTOCOL.md):
 //
 //	uint8  version = 1;
-//	opaque enc_header<1..2^16-1>;  // nonce[12] || AES-256-GCM(HK, nonce, header)
-//	opaque ciphertext<1..2^32-1>;  // AES-256-GCM(MK, nonce, padded plaintext, AD || enc_header)
+//	opaque enc_header<1..2^16-1>;  // nonce[24] || XChaCha20-Poly1305(HK, nonce, header)
+//	opaque ciphertext<1..2^32-1>;  // XChaCha20-Poly1305(MK, nonce, padded plaintext, AD || enc_header)
 const (
-	minEncHeaderSize  = gcmNonceSize + headerFixedSize + gcmTagSize
-	maxEncHeaderSize  = gcmNonceSize + headerFixedSize + kemEKSize + kemCTSize + gcmTagSize
-	minCiphertextSize = minPaddedSize + gcmTagSize
+	minEncHeaderSize  = nonceSize + headerFixedSize + tagSize
+	maxEncHeaderSize  = nonceSize + headerFixedSize + kemEKSize + kemCTSize + tagSize
+	minCiphertextSize = minPaddedSize + tagSize
 )
 
 var errMessageEncoding = errors.New("ratchet: malformed message")
@@ -112,7 +112,7 @@ func parseMessage(msg []byte) (encHeader, ciphertext []byte, err error) {
 	if !s.ReadUint16LengthPrefixed(&eh) || !s.ReadUint32(&ctLen) || !s.ReadBytes(&ct, int(ctLen)) || !s.Empty() {
 		return nil, nil, errMessageEncoding
 	}
-	if len(eh) < minEncHeaderSize || len(eh) > maxEncHeaderSize || len(ct) < minCiphertextSize || len(ct) > paddedSize(MaxPlaintextSize)+gcmTagSize {
+	if len(eh) < minEncHeaderSize || len(eh) > maxEncHeaderSize || len(ct) < minCiphertextSize || len(ct) > paddedSize(MaxPlaintextSize)+tagSize {
 		return nil, nil, errMessageEncoding
 	}
 	return eh, ct, nil
@@ -130,7 +130,7 @@ func appendMessage(b, encHeader, ciphertext []byte) []byte {
 // openHeader is HDECRYPT (Double Ratchet §4.2): it returns the header
 // plaintext, or false if hk does not authenticate encHeader.
 func openHeader(aead cipher.AEAD, encHeader, dst []byte) ([]byte, bool) {
-	nonce, sealed := encHeader[:gcmNonceSize], encHeader[gcmNonceSize:]
+	nonce, sealed := encHeader[:nonceSize], encHeader[nonceSize:]
 	pt, err := aead.Open(dst, nonce, sealed, nil)
 	return pt, err == nil
 }

@@ -198,7 +198,7 @@ func openOnChain(ck chainKey, n uint32, eh, body, ad []byte) ([]byte, bool) {
 	for range n + 1 {
 		ck, mk = kdfCK(&ck)
 	}
-	padded, err := messageAEAD(&mk).Open(nil, eh[:gcmNonceSize], body, append(append([]byte(nil), ad...), eh...))
+	padded, err := messageAEAD(&mk).Open(nil, eh[:nonceSize], body, append(append([]byte(nil), ad...), eh...))
 	if err != nil {
 		return nil, false
 	}

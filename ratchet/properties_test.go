@@ -238,7 +238,7 @@ func expectMaxSkip(t *testing.T, s *Session, m []byte) {
 
 // forgeMessage encrypts hdr under hk with a random body.
 func forgeMessage(hk *headerKey, hdr header) []byte {
-	nonce := make([]byte, gcmNonceSize)
+	nonce := make([]byte, nonceSize)
 	eh := headerAEAD(hk).Seal(nonce, nonce, hdr.appendTo(nil), nil)
 	return appendMessage(nil, eh, make([]byte, minCiphertextSize))
 }

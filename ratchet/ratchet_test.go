@@ -186,7 +186,7 @@ func TestLengthBuckets(t *testing.T) {
 	if len(lengths) < 5 {
 		t.Fatalf("only %d buckets between 0 and 600 bytes", len(lengths))
 	}
-	if l := lengths[minPaddedSize]; l != 1+2+gcmNonceSize+headerFixedSize+gcmTagSize+4+minPaddedSize+gcmTagSize {
+	if l := lengths[minPaddedSize]; l != 1+2+nonceSize+headerFixedSize+tagSize+4+minPaddedSize+tagSize {
 		t.Fatalf("smallest message is %d bytes", l)
 	}
 }

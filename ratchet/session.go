@@ -223,17 +223,18 @@ func (s *Session) Encrypt(plaintext []byte) ([]byte, error) {
 			h.kem, h.ct = kemKeyCiphertext, s.pqCT
 		}
 	}
-	ehLen := gcmNonceSize + h.size() + gcmTagSize
-	ctLen := paddedSize(len(plaintext)) + gcmTagSize
+	ehLen := nonceSize + h.size() + tagSize
+	ctLen := paddedSize(len(plaintext)) + tagSize
 	out := make([]byte, 0, 1+2+ehLen+4+ctLen)
 	out = append(out, messageVersion, byte(ehLen>>8), byte(ehLen))
 	ehStart := len(out)
-	// One random nonce serves HENCRYPT, whose key HKs is reused across the
-	// chain and so needs a random nonce (Double Ratchet §4.2), and ENCRYPT,
-	// whose key mk is used once, so any nonce is safe (§3.1); a random one
-	// also keeps a sender restored from an old state from reusing a
-	// (key, nonce) pair.
-	out = out[:ehStart+gcmNonceSize]
+	// One random 192-bit nonce serves HENCRYPT, whose key HKs is reused
+	// across the chain and so needs a random nonce of at least 128 bits
+	// (Double Ratchet §4.2), and ENCRYPT, whose key mk is used once, so any
+	// nonce is safe (§3.1); a random one also keeps a sender restored from
+	// an old state from reusing a (key, nonce) pair. The two keys are
+	// independent, so sharing the nonce between them is safe.
+	out = out[:ehStart+nonceSize]
 	nonce := out[ehStart:]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("ratchet: reading randomness: %w", err)
