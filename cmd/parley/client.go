@@ -78,7 +78,9 @@ func isTerminal(f any) bool {
 // terminal, by prompting without echo. ok is false when neither is
 // available.
 func readPassphrase(g *globals, confirm bool) (pass []byte, ok bool, err error) {
-	if v, set := os.LookupEnv(envPassphrase); set {
+	// An empty PARLEY_PASSPHRASE counts as none: an empty passphrase is
+	// only ever chosen explicitly (init --no-passphrase).
+	if v := os.Getenv(envPassphrase); v != "" {
 		return []byte(v), true, nil
 	}
 	in, isFile := g.stdin.(*os.File)

@@ -36,7 +36,7 @@ func runDaemon(ctx context.Context, g *globals, args []string) error {
 	fs := flag.NewFlagSet("daemon", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	sock := fs.String("socket", "", "listen on the Unix socket `PATH` (default: daemon.sock in the profile directory)")
-	noStdio := fs.Bool("no-stdio", false, "serve only the socket, not stdin/stdout")
+	noStdio := fs.Bool("no-stdio", false, "serve only the socket, not stdin/stdout (without it the daemon stops at the end of its input)")
 	if err := fs.Parse(args); err != nil {
 		return usage("daemon: "+err.Error(), daemonSynopsis)
 	}
@@ -83,7 +83,12 @@ func runDaemon(ctx context.Context, g *globals, args []string) error {
 	})
 	wg.Go(func() { d.accept(ctx, ln) })
 	if !*noStdio {
-		wg.Go(func() { d.serve(ctx, newRPCConn(g.stdin, g.stdout, nil)) })
+		// The stdio transport is a session: when its input ends, the
+		// daemon stops (as signal-cli's jsonRpc does).
+		wg.Go(func() {
+			d.serve(ctx, newRPCConn(g.stdin, g.stdout, nil))
+			cancel()
+		})
 	}
 	fmt.Fprintf(g.stderr, "parley: daemon: serving JSON-RPC on stdio and %s\n", *sock)
 	<-ctx.Done()
@@ -169,7 +174,17 @@ func (d *daemon) serve(ctx context.Context, c *rpcConn) {
 					return
 				}
 			case <-c.done:
-				return
+				// Write what was already answered, then stop.
+				for {
+					select {
+					case b := <-c.out:
+						if _, err := c.w.Write(b); err != nil {
+							return
+						}
+					default:
+						return
+					}
+				}
 			case <-ctx.Done():
 				c.close()
 				return
@@ -405,6 +420,9 @@ func (d *daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 		}
 		if err := need("text", p.Text); err != nil {
 			return nil, err
+		}
+		if !c.Connected {
+			return nil, errors.New("the connection is not complete yet; nothing was sent (wait for the contact to answer)")
 		}
 		m, err := a.Send(ctx, c.ID, p.Text)
 		if err != nil {

@@ -54,7 +54,8 @@ func runInvite(ctx context.Context, g *globals, args []string) error {
 	if *qrMode == "always" || (*qrMode == "auto" && isTerminal(g.stdout)) {
 		code, err := qr.Encode(link, qr.L)
 		if err != nil {
-			warn(g, "the link is too long for a QR code: %v", err)
+			warn(g, "the link is too long for a QR code (%d bytes): %v", len(link), err)
+			fmt.Fprintln(g.stderr, "parley: hint: send the link as text instead, over a channel you trust")
 		} else {
 			fmt.Fprint(g.stdout, renderQR(code))
 		}

@@ -46,7 +46,16 @@ func runSend(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := a.Send(ctx, c.ID, text)
+	// The agent takes a message for a contact whose side of the
+	// connection is not complete yet, but the contact's agent cannot read
+	// it from the invitation queue; refuse it here.
+	if !c.Connected {
+		err = agent.ErrNotConnected
+	}
+	var m agent.Message
+	if err == nil {
+		m, err = a.Send(ctx, c.ID, text)
+	}
 	switch {
 	case errors.Is(err, agent.ErrIdentityChanged):
 		return hinted(fmt.Errorf("send: %s's identity key changed; nothing was sent", oneLine(c.Name())), "compare safety numbers with 'parley verify %s', then confirm with 'parley verify --confirm %s'", c.ID, c.ID)
