@@ -92,7 +92,14 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	}
 	me := wire.Sender{Type: wire.SenderTypeMember, LeafIndex: uint32(g.myLeaf())}
 	list := make([]resolved, 0, len(g.proposals)+len(opts.Add)+len(opts.Remove))
+	forcePath := opts.ForcePath
 	for _, c := range g.proposals {
+		if c.proposal.Type == wire.ProposalTypeUpdate && c.sender == me {
+			// RFC 9420 §12.4.1: the committer's own Update proposals are
+			// not committed; its UpdatePath replaces its leaf instead.
+			forcePath = true
+			continue
+		}
 		list = append(list, resolved{p: c.proposal, sender: c.sender, ref: c.ref})
 	}
 	inline, err := g.inlineProposals(opts)
@@ -135,7 +142,7 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 		Extensions:              a.extensions,
 	}
 	var path *tree.Path
-	if a.pathRequired || opts.ForcePath {
+	if a.pathRequired || forcePath {
 		tmpl := *next.tree.Leaf(g.myLeaf())
 		path, err = next.tree.GeneratePath(g.pathOptions(&provisional, a.added), g.myLeaf(), &tmpl, g.signer.key, next.priv, nil)
 		if err != nil {

@@ -201,3 +201,6 @@ func validateKeyPackage(s *ciphersuite.Suite, kp *wire.KeyPackage) error {
 	}
 	return nil
 }
+
+// String returns the suite's name as RFC 9420 §17.1 spells it.
+func (c CipherSuite) String() string { return ciphersuite.ID(c).String() }
