@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -89,7 +90,7 @@ func (a *Agent) outboxPass() time.Time {
 	byRelay := map[string][]job{}
 	for i, o := range entries {
 		for j, t := range o.Targets {
-			if !t.Done && !t.NextTry.After(now) {
+			if !t.Done && !t.Failed && !t.NextTry.After(now) {
 				byRelay[t.Queue.Relay] = append(byRelay[t.Queue.Relay], job{i, j})
 			}
 		}
@@ -173,6 +174,16 @@ func (a *Agent) applyResults(results []sendResult) time.Time {
 					relayUp[t.Queue.Relay] = true
 					continue
 				}
+				if errors.Is(r.err, client.ErrAuth) || errors.Is(r.err, client.ErrUnknownQueue) {
+					// The queue refuses us for good: secured with
+					// another sender's key (an invitation someone else
+					// used first) or deleted.
+					t.Failed = true
+					relayUp[t.Queue.Relay] = true
+					events = append(events, Event{Type: EventError, Relay: t.Queue.Relay, Contact: nil,
+						Err: fmt.Errorf("agent: a queue of the contact refused a message for good: %w", r.err)})
+					continue
+				}
 				if r.err != errSkipped {
 					if _, ok := relayUp[t.Queue.Relay]; !ok {
 						relayUp[t.Queue.Relay] = false
@@ -193,7 +204,7 @@ func (a *Agent) applyResults(results []sendResult) time.Time {
 					events = append(events, Event{Type: EventStatus, Message: &pub})
 				}
 			}
-			if !slices.ContainsFunc(o.Targets, func(t outboxTarget) bool { return !t.Done }) {
+			if !slices.ContainsFunc(o.Targets, func(t outboxTarget) bool { return !t.Done && !t.Failed }) {
 				if err := tx.Delete(tblOutbox, []byte(o.ID)); err != nil {
 					return err
 				}
@@ -210,7 +221,7 @@ func (a *Agent) applyResults(results []sendResult) time.Time {
 				return err
 			}
 			for _, t := range o.Targets {
-				if !t.Done && (next.IsZero() || t.NextTry.Before(next)) {
+				if !t.Done && !t.Failed && (next.IsZero() || t.NextTry.Before(next)) {
 					next = t.NextTry
 				}
 			}
@@ -263,7 +274,7 @@ func (a *Agent) Flush(ctx context.Context) error {
 				if err := unmarshalJSON(v, &o); err != nil {
 					return err
 				}
-				if !slices.ContainsFunc(o.Targets, func(t outboxTarget) bool { return t.Done }) {
+				if !slices.ContainsFunc(o.Targets, func(t outboxTarget) bool { return t.Done || t.Failed }) {
 					pending = true
 				}
 				return nil

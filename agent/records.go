@@ -101,6 +101,7 @@ type messageRecord struct {
 type outboxTarget struct {
 	Queue   sendQueue
 	Done    bool
+	Failed  bool // refused for good (queue secured by someone else, or gone)
 	Tries   int
 	NextTry time.Time
 }

@@ -1,0 +1,265 @@
+package agent
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/parley-messenger/parley/identity"
+	"github.com/parley-messenger/parley/internal/leakcheck"
+)
+
+// TestInvitationOneUse: an invitation accepted once cannot be accepted
+// again, by the same profile (refused locally) or by another (the
+// inviter drops the second handshake: the invitation and its one-time
+// prekeys are gone).
+func TestInvitationOneUse(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testContext(t)
+	rs, stop := startRelays(t, 2)
+	defer stop()
+	alice := openAgent(t, newProfile(t, "alice", rs...), "alice")
+	defer alice.close()
+	bob := openAgent(t, newProfile(t, "bob", rs...), "bob")
+	defer bob.close()
+	carol := openAgent(t, newProfile(t, "carol", rs...), "carol")
+	defer carol.close()
+
+	link, err := alice.Invite(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Accept(ctx, link, ""); !errors.Is(err, ErrBadInvitation) {
+		t.Errorf("accepting one's own invitation: %v", err)
+	}
+	if _, err := bob.Accept(ctx, link, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Accept(ctx, link, "alice"); !errors.Is(err, ErrInvitationUsed) {
+		t.Errorf("second accept by the same profile: %v, want ErrInvitationUsed", err)
+	}
+	alice.waitEvent(ctx, "first contact", func(ev Event) bool { return ev.Type == EventContactAdded })
+	if _, err := carol.Accept(ctx, link, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	// Alice secured the invitation's queues with bob's keys: the relays
+	// refuse carol's handshake for good.
+	carol.waitEvent(ctx, "refused handshake", func(ev Event) bool { return ev.Type == EventError })
+	waitOutboxEmpty(t, carol)
+	cs, _ := alice.Contacts()
+	if len(cs) != 1 {
+		t.Errorf("alice has %d contacts after two accepts of one invitation, want 1", len(cs))
+	}
+}
+
+func TestInvitationExpires(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testContext(t)
+	rs, stop := startRelays(t, 2)
+	defer stop()
+	alice := openAgent(t, newProfile(t, "alice", rs...), "alice")
+	defer alice.close()
+	bob := openAgent(t, newProfile(t, "bob", rs...), "bob")
+	defer bob.close()
+	link, err := alice.Invite(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, _ := parseLink(link)
+	inv.Expires = time.Now().Add(-time.Minute).Truncate(time.Second)
+	if _, err := bob.Accept(ctx, inv.link(), ""); !errors.Is(err, ErrInvitationExpired) {
+		t.Errorf("expired invitation: %v", err)
+	}
+}
+
+func TestInviteNeedsTwoRelays(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testContext(t)
+	rs, stop := startRelays(t, 1)
+	defer stop()
+	alice := openAgent(t, newProfile(t, "alice", rs...), "alice")
+	defer alice.close()
+	if _, err := alice.Invite(ctx, ""); !errors.Is(err, ErrNotEnoughRelays) {
+		t.Errorf("Invite with one relay: %v, want ErrNotEnoughRelays", err)
+	}
+	if err := alice.AddRelay("parley://invite#abc"); err == nil {
+		t.Error("an invitation link was added as a relay")
+	}
+}
+
+// TestVerifyAndIdentityChange: both sides compute the same safety number;
+// a contact re-invited under the same alias with another identity key is
+// flagged, unverified, and cannot be sent to until the user verifies.
+func TestVerifyAndIdentityChange(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testContext(t)
+	rs, stop := startRelays(t, 2)
+	defer stop()
+	alice := openAgent(t, newProfile(t, "alice", rs...), "alice")
+	defer alice.close()
+	bob := openAgent(t, newProfile(t, "bob", rs...), "bob")
+	defer bob.close()
+	bobsAlice, alicesBob := connect(t, ctx, alice, bob)
+
+	sa, err := alice.SafetyNumber(bobsAlice)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := bob.SafetyNumber(alicesBob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sa.Equal(sb) || sa.Digits() != sb.Digits() {
+		t.Fatal("the two sides see different safety numbers")
+	}
+	if !sa.Equal(identity.ComputeSafetyNumber(alice.Identity(), bob.Identity())) {
+		t.Fatal("safety number is not the pair's")
+	}
+	if err := alice.Verify(bobsAlice, true); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := alice.Contact(bobsAlice); !c.Verified {
+		t.Fatal("not verified after Verify")
+	}
+
+	// A new device claiming to be "bob" (same alias on alice's side).
+	mallory := openAgent(t, newProfile(t, "mallory", rs...), "mallory")
+	defer mallory.close()
+	link, err := alice.Invite(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mallory.Accept(ctx, link, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	ev := alice.waitEvent(ctx, "identity change", func(ev Event) bool {
+		return ev.Type == EventVerification && ev.Contact.IdentityChanged
+	})
+	c, _ := alice.Contact(ev.Contact.ID)
+	if c.Verified || !c.IdentityChanged {
+		t.Fatalf("changed contact = %+v, want unverified and flagged", c)
+	}
+	if _, err := alice.Send(ctx, c.ID, "hi"); !errors.Is(err, ErrIdentityChanged) {
+		t.Fatalf("Send to a changed identity: %v, want ErrIdentityChanged", err)
+	}
+	if err := alice.Verify(c.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Send(ctx, c.ID, "hi"); err != nil {
+		t.Fatalf("Send after Verify: %v", err)
+	}
+	// The original, verified bob is untouched.
+	if c, _ := alice.Contact(bobsAlice); !c.Verified || c.IdentityChanged {
+		t.Errorf("original contact changed: %+v", c)
+	}
+}
+
+func TestDisappearingMessages(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testContext(t)
+	rs, stop := startRelays(t, 2)
+	defer stop()
+	alice := openAgent(t, newProfile(t, "alice", rs...), "alice")
+	defer alice.close()
+	bob := openAgent(t, newProfile(t, "bob", rs...), "bob")
+	defer bob.close()
+	bobsAlice, alicesBob := connect(t, ctx, alice, bob)
+
+	if err := alice.SetDisappearing(bobsAlice, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitEvent(ctx, "timer", func(ev Event) bool {
+		return ev.Type == EventContactUpdated && ev.Contact.DisappearAfter == time.Second
+	})
+	if _, err := bob.Send(ctx, alicesBob, "gone soon"); err != nil {
+		t.Fatal(err)
+	}
+	m := alice.waitMessage(ctx, "gone soon")
+	if m.ExpiresAt.IsZero() {
+		t.Fatal("message has no expiry")
+	}
+	for _, a := range []*testAgent{alice, bob} {
+		id := bobsAlice
+		if a == bob {
+			id = alicesBob
+		}
+		for {
+			msgs, err := a.Messages(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(msgs) == 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s still holds %d messages", a.name, len(msgs))
+			case <-afterShort():
+			}
+		}
+	}
+}
+
+// TestQueueRotation moves bob's receiving queues to a third relay and
+// one of the old ones; the conversation continues, and the old relay
+// that is no longer used can be stopped.
+func TestQueueRotation(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testContext(t)
+	rs, stop := startRelays(t, 3)
+	defer stop()
+	alice := openAgent(t, newProfile(t, "alice", rs[0], rs[1]), "alice")
+	defer alice.close()
+	bob := openAgent(t, newProfile(t, "bob", rs...), "bob")
+	defer bob.close()
+	bobsAlice, alicesBob := connect(t, ctx, alice, bob)
+
+	if err := bob.RotateQueues(ctx, alicesBob, []string{rs[1].addr, rs[2].addr}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Send(ctx, alicesBob, "moved"); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitMessage(ctx, "moved")
+	if err := alice.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitOutboxEmpty(t, alice)
+	// Bob has left relay 0: alice's messages still reach him.
+	rs[0].stop()
+	if _, err := alice.Send(ctx, bobsAlice, "after rotation"); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage(ctx, "after rotation")
+	if _, err := alice.Send(ctx, bobsAlice, "again"); err != nil {
+		t.Fatal(err)
+	}
+	bob.waitMessage(ctx, "again")
+	// Alice's outbox holds nothing for the old relay.
+	waitOutboxEmpty(t, alice)
+}
+
+func TestProfilePassphrase(t *testing.T) {
+	home := t.TempDir()
+	if _, err := Init(home, nil, "x", testOptions()); !errors.Is(err, ErrEmptyPassphrase) {
+		t.Fatalf("Init with empty passphrase: %v", err)
+	}
+	if _, err := Init(home, []byte("pw"), "x", testOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Init(home, []byte("pw"), "x", testOptions()); !errors.Is(err, ErrProfileExists) {
+		t.Fatalf("second Init: %v", err)
+	}
+	if _, err := Open(home, []byte("nope"), testOptions()); !errors.Is(err, ErrWrongPassphrase) {
+		t.Fatalf("Open with wrong passphrase: %v", err)
+	}
+	if _, err := Open(t.TempDir(), []byte("pw"), testOptions()); !errors.Is(err, ErrNoProfile) {
+		t.Fatalf("Open of an empty directory: %v", err)
+	}
+	o := testOptions()
+	o.AllowEmptyPassphrase = true
+	w, err := Init(t.TempDir(), nil, "x", o)
+	if err != nil || len(w) != 1 {
+		t.Fatalf("Init with an allowed empty passphrase: warnings %q, %v", w, err)
+	}
+}
