@@ -39,7 +39,7 @@ type fixtureBuilder struct {
 	groupID []byte
 	rt      wire.RatchetTree
 	t       *tree.Tree
-	signers []*Signer          // by leaf
+	signers []*Signer // by leaf
 	leafKey []*ciphersuite.HPKEPrivateKey
 	secrets map[treemath.NodeIndex][]byte // path secret of each parent
 	nLeaves uint32
