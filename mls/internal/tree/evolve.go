@@ -120,6 +120,9 @@ func (t *Tree) truncate() {
 		}
 		// The left subtree of a full tree with n leaves is nodes[0:n-1].
 		w := int(t.LeafCount()) - 1
+		for _, n := range t.nodes[w:] {
+			t.keys.update(n, nil)
+		}
 		clear(t.nodes[w:])
 		clear(t.hashes[w:])
 		t.nodes = t.nodes[:w]

@@ -242,6 +242,15 @@ func TestApplyPathTamperedLeavesTreeUnchanged(t *testing.T) {
 		{"leaf parent hash", func(up *wire.UpdatePath) {
 			up.LeafNode.ParentHash[0] ^= 0x80
 		}, ErrLeafSignature},
+		{"path key of another member", func(up *wire.UpdatePath) {
+			up.Nodes[1].EncryptionKey = slices.Clone(f.ms[7].leaf.EncryptionKey)
+		}, ErrDuplicateKey},
+		{"leaf key of the receiver", func(up *wire.UpdatePath) {
+			up.LeafNode.EncryptionKey = slices.Clone(f.ms[receiver].leaf.EncryptionKey)
+		}, ErrDuplicateKey},
+		{"signature key of another member", func(up *wire.UpdatePath) {
+			up.LeafNode.SignatureKey = slices.Clone(f.ms[4].leaf.SignatureKey)
+		}, ErrDuplicateKey},
 		{"missing ciphertext", func(up *wire.UpdatePath) {
 			up.Nodes[0].EncryptedPathSecret = nil
 		}, ErrInvalid},
@@ -264,6 +273,12 @@ func TestApplyPathTamperedLeavesTreeUnchanged(t *testing.T) {
 			}
 			if privState(t, priv) != beforePriv {
 				t.Fatal("failed ApplyPath changed the private keys")
+			}
+			// Nor may the key index remember the rejected path's keys.
+			for _, n := range f.path.UpdatePath.Nodes {
+				if tr.HasEncryptionKey(n.EncryptionKey) {
+					t.Fatal("failed ApplyPath left a path key in the key index")
+				}
 			}
 			// The genuine path still applies to the untouched state.
 			cs, err := tr.ApplyPath(f.opts, f.sender, clonePath(t, f.path.UpdatePath), priv)
@@ -451,6 +466,15 @@ func TestAddRemoveTruncate(t *testing.T) {
 	}
 	if tr.LeafCount() != 1 || tr.Leaf(0) == nil {
 		t.Fatalf("single member left in %d leaves", tr.LeafCount())
+	}
+	// The key index follows adds, removals and truncation.
+	if !tr.HasEncryptionKey(ms[0].leaf.EncryptionKey) || !tr.HasSignatureKey(ms[0].leaf.SignatureKey) {
+		t.Fatal("remaining member's keys not found")
+	}
+	for _, m := range ms[1:] {
+		if tr.HasEncryptionKey(m.leaf.EncryptionKey) || tr.HasSignatureKey(m.leaf.SignatureKey) {
+			t.Fatal("removed member's keys still found")
+		}
 	}
 }
 

@@ -23,6 +23,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"maps"
 	"slices"
 
 	"github.com/parley-messenger/parley/mls/internal/ciphersuite"
@@ -75,6 +77,53 @@ type Tree struct {
 	// an entry that must be recomputed. setNode invalidates a node and its
 	// ancestors.
 	hashes [][]byte
+	// keys indexes the encryption keys of all nodes and the signature
+	// keys of the leaves, so that the uniqueness checks of RFC 9420 §7.3
+	// and §12.4.2 on every commit cost O(log n), not a scan of the tree.
+	keys keyIndex
+}
+
+// keyIndex counts keys by a keyed 64-bit fingerprint (hash/maphash with a
+// per-tree random seed, so no input can aim collisions at it). A zero
+// count proves absence; a non-zero count is confirmed by an exact scan.
+type keyIndex struct {
+	seed maphash.Seed
+	enc  map[uint64]uint32
+	sig  map[uint64]uint32
+}
+
+func newKeyIndex() keyIndex {
+	return keyIndex{seed: maphash.MakeSeed(), enc: map[uint64]uint32{}, sig: map[uint64]uint32{}}
+}
+
+func (k *keyIndex) fp(b []byte) uint64 { return maphash.Bytes(k.seed, b) }
+
+// update removes old's keys from the index and adds new's.
+func (k *keyIndex) update(old, new *wire.Node) {
+	if old != nil {
+		decrement(k.enc, k.fp(encryptionKey(old)))
+		if old.Leaf != nil {
+			decrement(k.sig, k.fp(old.Leaf.SignatureKey))
+		}
+	}
+	if new != nil {
+		k.enc[k.fp(encryptionKey(new))]++
+		if new.Leaf != nil {
+			k.sig[k.fp(new.Leaf.SignatureKey)]++
+		}
+	}
+}
+
+func decrement(m map[uint64]uint32, f uint64) {
+	if m[f] <= 1 {
+		delete(m, f)
+	} else {
+		m[f]--
+	}
+}
+
+func (k keyIndex) clone() keyIndex {
+	return keyIndex{seed: k.seed, enc: maps.Clone(k.enc), sig: maps.Clone(k.sig)}
 }
 
 // New returns a tree with a single leaf, the tree of a group its creator
@@ -83,7 +132,8 @@ func New(s *ciphersuite.Suite, creator *wire.LeafNode) (*Tree, error) {
 	if s == nil || creator == nil {
 		return nil, fmt.Errorf("%w: new tree without suite or leaf", ErrInvalid)
 	}
-	t := &Tree{suite: s, nodes: []*wire.Node{leafNode(creator)}, hashes: make([][]byte, 1)}
+	t := &Tree{suite: s, nodes: []*wire.Node{leafNode(creator)}, hashes: make([][]byte, 1), keys: newKeyIndex()}
+	t.keys.update(nil, t.nodes[0])
 	return t, nil
 }
 
@@ -124,7 +174,11 @@ func FromRatchetTreeExtension(s *ciphersuite.Suite, rt wire.RatchetTree) (*Tree,
 		}
 		nodes[i] = nd
 	}
-	return &Tree{suite: s, nodes: nodes, hashes: make([][]byte, len(nodes))}, nil
+	t := &Tree{suite: s, nodes: nodes, hashes: make([][]byte, len(nodes)), keys: newKeyIndex()}
+	for _, n := range nodes {
+		t.keys.update(nil, n)
+	}
+	return t, nil
 }
 
 // ToRatchetTreeExtension returns the payload of a ratchet_tree extension
@@ -142,7 +196,7 @@ func (t *Tree) ToRatchetTreeExtension() wire.RatchetTree {
 // Clone returns an independent copy of t. Node values are shared (they
 // are immutable, see the package doc); the copy costs O(n) pointers.
 func (t *Tree) Clone() *Tree {
-	return &Tree{suite: t.suite, nodes: slices.Clone(t.nodes), hashes: slices.Clone(t.hashes)}
+	return &Tree{suite: t.suite, nodes: slices.Clone(t.nodes), hashes: slices.Clone(t.hashes), keys: t.keys.clone()}
 }
 
 // Suite returns the tree's cipher suite.
@@ -217,20 +271,54 @@ func (t *Tree) FindLeaf(match func(LeafIndex, *wire.LeafNode) bool) (LeafIndex, 
 
 // HasEncryptionKey reports whether some node of the tree has encryption
 // key k, for the uniqueness checks of RFC 9420 §7.3 and §12.4.2.
-func (t *Tree) HasEncryptionKey(k []byte) bool {
-	for _, n := range t.nodes {
-		if n != nil && bytes.Equal(encryptionKey(n), k) {
-			return true
-		}
-	}
-	return false
-}
+func (t *Tree) HasEncryptionKey(k []byte) bool { return t.encryptionKeyAt(k, nil) >= 0 }
 
 // HasSignatureKey reports whether some leaf of the tree has signature key
 // k (RFC 9420 §7.3: signature keys are unique among the members).
-func (t *Tree) HasSignatureKey(k []byte) bool {
-	_, ok := t.FindLeaf(func(_ LeafIndex, l *wire.LeafNode) bool { return bytes.Equal(l.SignatureKey, k) })
-	return ok
+func (t *Tree) HasSignatureKey(k []byte) bool { return t.signatureKeyAt(k, nil) >= 0 }
+
+// encryptionKeyAt returns the index of a node outside skip whose
+// encryption key is k, or -1.
+func (t *Tree) encryptionKeyAt(k []byte, skip []NodeIndex) int {
+	return t.keyAt(k, skip, t.keys.enc, func(n *wire.Node) ([]byte, bool) { return encryptionKey(n), true })
+}
+
+// signatureKeyAt returns the index of a leaf node outside skip whose
+// signature key is k, or -1.
+func (t *Tree) signatureKeyAt(k []byte, skip []NodeIndex) int {
+	return t.keyAt(k, skip, t.keys.sig, func(n *wire.Node) ([]byte, bool) {
+		if n.Leaf == nil {
+			return nil, false
+		}
+		return n.Leaf.SignatureKey, true
+	})
+}
+
+// keyAt looks k up in index; the nodes of skip (at most a direct path) are
+// discounted, so that the common case, k absent outside skip, costs no
+// scan of the tree.
+func (t *Tree) keyAt(k []byte, skip []NodeIndex, index map[uint64]uint32, key func(*wire.Node) ([]byte, bool)) int {
+	f := t.keys.fp(k)
+	count := index[f]
+	for _, x := range skip {
+		if n := t.Node(x); n != nil && count > 0 {
+			if kk, ok := key(n); ok && t.keys.fp(kk) == f {
+				count--
+			}
+		}
+	}
+	if count == 0 {
+		return -1
+	}
+	for i, n := range t.nodes {
+		if n == nil || slices.Contains(skip, NodeIndex(i)) {
+			continue
+		}
+		if kk, ok := key(n); ok && bytes.Equal(kk, k) {
+			return i
+		}
+	}
+	return -1
 }
 
 // Resolution returns the resolution of node x (RFC 9420 §4.1.1):
@@ -305,6 +393,7 @@ func (t *Tree) UnmergedLeaves(x NodeIndex) []LeafIndex {
 func (t *Tree) setNode(x NodeIndex, n *wire.Node) *wire.Node {
 	old := t.nodes[x]
 	t.nodes[x] = n
+	t.keys.update(old, n)
 	t.invalidate(x)
 	return old
 }

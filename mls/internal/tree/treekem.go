@@ -73,6 +73,7 @@ func (t *Tree) snapshotPath(l LeafIndex) *snapshot {
 
 func (t *Tree) restore(s *snapshot) {
 	for i, x := range s.xs {
+		t.keys.update(t.nodes[x], s.nodes[i])
 		t.nodes[x] = s.nodes[i]
 		t.hashes[x] = s.hashes[i]
 	}
@@ -311,32 +312,31 @@ func (t *Tree) ApplyPath(opts PathOptions, sender LeafIndex, up *wire.UpdatePath
 
 // checkPathKeys checks the keys an UpdatePath introduces (RFC 9420
 // §12.4.2, §7.3): the leaf's encryption key differs from the sender's
-// current one, no two path keys are equal, no path key and no new
+// current one, no two path keys are equal, and no path key and no new
 // signature key appears in the tree outside the sender's leaf and direct
-// path.
+// path (which the path replaces).
 func (t *Tree) checkPathKeys(sender LeafIndex, up *wire.UpdatePath, old *wire.LeafNode) error {
 	if bytes.Equal(up.LeafNode.EncryptionKey, old.EncryptionKey) {
 		return fmt.Errorf("%w: committer kept its encryption key", ErrDuplicateKey)
 	}
-	newKeys := make(map[string]bool, len(up.Nodes)+1)
-	newKeys[string(up.LeafNode.EncryptionKey)] = true
-	for _, n := range up.Nodes {
-		if newKeys[string(n.EncryptionKey)] {
-			return fmt.Errorf("%w: update path repeats an encryption key", ErrDuplicateKey)
-		}
-		newKeys[string(n.EncryptionKey)] = true
-	}
 	replaced := append([]NodeIndex{sender.Node()}, treemath.DirectPath(sender.Node(), t.LeafCount())...)
-	for i, n := range t.nodes {
-		if n == nil || slices.Contains(replaced, NodeIndex(i)) {
-			continue
+	keys := make([][]byte, 0, len(up.Nodes)+1)
+	keys = append(keys, up.LeafNode.EncryptionKey)
+	for _, n := range up.Nodes {
+		keys = append(keys, n.EncryptionKey)
+	}
+	for i, k := range keys {
+		for _, prev := range keys[:i] {
+			if bytes.Equal(prev, k) {
+				return fmt.Errorf("%w: update path repeats an encryption key", ErrDuplicateKey)
+			}
 		}
-		if newKeys[string(encryptionKey(n))] {
-			return fmt.Errorf("%w: update path key already at node %d", ErrDuplicateKey, i)
+		if x := t.encryptionKeyAt(k, replaced); x >= 0 {
+			return fmt.Errorf("%w: update path key already at node %d", ErrDuplicateKey, x)
 		}
-		if n.Leaf != nil && bytes.Equal(n.Leaf.SignatureKey, up.LeafNode.SignatureKey) {
-			return fmt.Errorf("%w: committer signature key already at node %d", ErrDuplicateKey, i)
-		}
+	}
+	if x := t.signatureKeyAt(up.LeafNode.SignatureKey, replaced[:1]); x >= 0 {
+		return fmt.Errorf("%w: committer signature key already at node %d", ErrDuplicateKey, x)
 	}
 	return nil
 }
