@@ -57,7 +57,7 @@ type Options struct {
 	// SendTimeout bounds one send or dial attempt (default 15 s).
 	SendTimeout time.Duration
 	// ExpiryInterval is how often disappearing messages are removed
-	// (default 5 s).
+	// (default 10 s): a message outlives its timer by at most this much.
 	ExpiryInterval time.Duration
 	// Client tunes the relay connections.
 	Client *client.Options
@@ -90,7 +90,7 @@ func (o *Options) withDefaults() Options {
 		r.SendTimeout = 15 * time.Second
 	}
 	if r.ExpiryInterval <= 0 {
-		r.ExpiryInterval = 5 * time.Second
+		r.ExpiryInterval = 10 * time.Second
 	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
@@ -347,19 +347,45 @@ func (a *Agent) Settings() (Settings, error) {
 }
 
 // UpdateSettings changes the profile's settings with fn. A new display
-// name reaches existing contacts with the next message they are sent a
-// hello (new contacts always get it).
+// name is sent, end-to-end encrypted, to every contact.
 func (a *Agent) UpdateSettings(fn func(*Settings)) error {
+	a.op.Lock()
+	defer a.wake()
+	defer a.op.Unlock()
 	return a.store.Update(func(tx *localstore.Tx) error {
 		var s Settings
 		if err := getJSON(tx, tblProfile, keySettings, &s); err != nil {
 			return err
 		}
+		oldName := s.DisplayName
 		fn(&s)
 		if len(s.DisplayName) > maxNameLen {
 			return fmt.Errorf("agent: display name longer than %d bytes", maxNameLen)
 		}
-		return putJSON(tx, tblProfile, keySettings, s)
+		if err := putJSON(tx, tblProfile, keySettings, s); err != nil {
+			return err
+		}
+		if s.DisplayName == oldName {
+			return nil
+		}
+		var cs []contactRecord
+		err := tx.List(tblContacts, func(_, v []byte) error {
+			var c contactRecord
+			if err := unmarshalJSON(v, &c); err != nil {
+				return err
+			}
+			cs = append(cs, c)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i := range cs {
+			if err := a.sendLocked(tx, &cs[i], kindHello, (&hello{Name: s.DisplayName}).marshal(), ""); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -66,6 +66,13 @@ func TestInviteAcceptMessagesReceipts(t *testing.T) {
 		t.Errorf("alice's conversation = %+v", msgs)
 	}
 	// Two relays: each message reached both, and was shown once.
+	// A new display name reaches contacts.
+	if err := bob.UpdateSettings(func(s *Settings) { s.DisplayName = "Robert" }); err != nil {
+		t.Fatal(err)
+	}
+	alice.waitEvent(ctx, "new name", func(ev Event) bool {
+		return ev.Type == EventContactUpdated && ev.Contact.DisplayName == "Robert"
+	})
 	if n := alice.countMessages("hello alice"); n != 1 {
 		t.Errorf("message shown %d times", n)
 	}

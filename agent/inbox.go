@@ -32,50 +32,7 @@ func (a *Agent) handleDelivery(addr string, cl *client.Client, d client.Delivery
 		a.events.push(Event{Type: EventError, Relay: addr, Err: errors.New("agent: a queue subscription ended (subscribed elsewhere or deleted)")})
 		return
 	}
-	dedup := sha256.Sum256(d.Payload)
-	var events []Event
-	var secure []secureAction
-	var qr queueRecord
-	a.op.Lock()
-	err := a.store.Update(func(tx *localstore.Tx) error {
-		if err := getJSON(tx, tblQueues, queueKey(addr, d.Queue[:]), &qr); err != nil {
-			if errors.Is(err, localstore.ErrNotFound) {
-				return dropError{errors.New("agent: block on a queue this profile does not know")}
-			}
-			return err
-		}
-		if _, err := tx.Get(tblSeen, dedup[:]); err == nil {
-			return nil // a copy through another relay, or a redelivery
-		} else if !errors.Is(err, localstore.ErrNotFound) {
-			return err
-		}
-		env, err := parseEnvelope(d.Payload)
-		if err != nil {
-			return dropError{err}
-		}
-		switch qr.Owner {
-		case ownerInvite:
-			events, secure, err = a.handleHandshake(tx, &qr, env)
-		case ownerContact:
-			events, err = a.handleRatchet(tx, &qr, env)
-		default:
-			err = errors.New("agent: stored queue has no owner")
-		}
-		if err != nil {
-			return dropError{err}
-		}
-		return putJSON(tx, tblSeen, dedup[:], time.Now().Unix())
-	})
-	if errors.As(err, new(dropError)) {
-		// Remember the failure so that the copies from other relays are
-		// dropped without another decryption attempt.
-		if serr := a.store.Update(func(tx *localstore.Tx) error {
-			return putJSON(tx, tblSeen, dedup[:], time.Now().Unix())
-		}); serr != nil {
-			err = errors.Join(err, serr)
-		}
-	}
-	a.op.Unlock()
+	events, secure, qr, err := a.processBlock(addr, d.Queue, d.Payload)
 	if err != nil {
 		a.events.push(Event{Type: EventError, Relay: addr, Err: fmt.Errorf("agent: dropped a block: %w", err)})
 		if !errors.As(err, new(dropError)) {
@@ -94,6 +51,58 @@ func (a *Agent) handleDelivery(addr string, cl *client.Client, d client.Delivery
 	cancel()
 	a.events.push(events...)
 	a.wake()
+}
+
+// processBlock de-duplicates and processes one block in one store
+// transaction. A dropError means the block is not ours to keep (malformed,
+// not decrypting, for a used invitation): nothing was changed except that
+// its hash is remembered, so its copies from other relays are dropped
+// before any decryption. Any other error changed nothing at all.
+func (a *Agent) processBlock(addr string, queue client.ID, payload []byte) ([]Event, []secureAction, queueRecord, error) {
+	dedup := sha256.Sum256(payload)
+	var events []Event
+	var secure []secureAction
+	var qr queueRecord
+	a.op.Lock()
+	defer a.op.Unlock()
+	err := a.store.Update(func(tx *localstore.Tx) error {
+		if err := getJSON(tx, tblQueues, queueKey(addr, queue[:]), &qr); err != nil {
+			if errors.Is(err, localstore.ErrNotFound) {
+				return dropError{errors.New("agent: block on a queue this profile does not know")}
+			}
+			return err
+		}
+		// De-duplication before anything else, decryption included.
+		if _, err := tx.Get(tblSeen, dedup[:]); err == nil {
+			return nil // a copy through another relay, or a redelivery
+		} else if !errors.Is(err, localstore.ErrNotFound) {
+			return err
+		}
+		env, err := parseEnvelope(payload)
+		if err != nil {
+			return dropError{err}
+		}
+		switch qr.Owner {
+		case ownerInvite:
+			events, secure, err = a.handleHandshake(tx, &qr, env)
+		case ownerContact:
+			events, err = a.handleRatchet(tx, &qr, env)
+		default:
+			err = errors.New("agent: stored queue has no owner")
+		}
+		if err != nil {
+			return dropError{err}
+		}
+		return putJSON(tx, tblSeen, dedup[:], time.Now().Unix())
+	})
+	if errors.As(err, new(dropError)) {
+		if serr := a.store.Update(func(tx *localstore.Tx) error {
+			return putJSON(tx, tblSeen, dedup[:], time.Now().Unix())
+		}); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
+	return events, secure, qr, err
 }
 
 func (a *Agent) secureQueue(s secureAction) {

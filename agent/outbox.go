@@ -297,10 +297,15 @@ func (a *Agent) Flush(ctx context.Context) error {
 	}
 }
 
-// expiryLoop deletes disappearing messages whose time has come.
+// seenRetention is how long the hash of a processed envelope is kept.
+const seenRetention = 30 * 24 * time.Hour
+
+// expiryLoop deletes disappearing messages whose time has come, and old
+// de-duplication hashes.
 func (a *Agent) expiryLoop() {
 	t := time.NewTicker(a.opts.ExpiryInterval)
 	defer t.Stop()
+	var lastPrune time.Time
 	for {
 		select {
 		case <-t.C:
@@ -325,6 +330,32 @@ func (a *Agent) expiryLoop() {
 			}
 			for _, m := range expired {
 				if err := tx.Delete(tblMessages, []byte(m.ID)); err != nil {
+					return err
+				}
+			}
+			// De-duplication hashes are kept longer than a relay keeps
+			// a block (21 days by default); a replay older than that is
+			// still refused by the ratchet (ErrReplay), only later.
+			if now.Sub(lastPrune) < time.Hour {
+				return nil
+			}
+			lastPrune = now
+			var old [][]byte
+			err = tx.List(tblSeen, func(k, v []byte) error {
+				var at int64
+				if err := unmarshalJSON(v, &at); err != nil {
+					return err
+				}
+				if now.Sub(time.Unix(at, 0)) > seenRetention {
+					old = append(old, k)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range old {
+				if err := tx.Delete(tblSeen, k); err != nil {
 					return err
 				}
 			}
