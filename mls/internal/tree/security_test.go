@@ -501,3 +501,42 @@ func TestUpdateBlanksDirectPath(t *testing.T) {
 		t.Fatal("Prune kept keys of blanked nodes or dropped the leaf key")
 	}
 }
+
+// TestExternalPath: a joiner takes the leftmost blank leaf (extending a
+// full tree) and commits with a path; every member processes it with
+// ApplyExternalPath to the joiner's leaf, commit secret and tree; a
+// tampered external path changes nothing, not even the tree's size.
+func TestExternalPath(t *testing.T) {
+	s := mustSuite(t, ciphersuite.MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
+	tr, ms := fullTree(t, s, 4)
+	joiner := newMember(t, s, 50)
+	jt := tr.Clone()
+	l, err := jt.AddLeaf(joiner.leaf)
+	if err != nil || l != 4 {
+		t.Fatalf("joiner at %d: %v", l, err)
+	}
+	opts := PathOptions{GroupID: testGroupID, GroupContext: testContext(s)}
+	path, err := jt.GeneratePath(opts, l, joiner.leaf, joiner.sig, NewPrivateKeys(l, joiner.enc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := clonePath(t, path.UpdatePath)
+	bad.Nodes[len(bad.Nodes)-1].EncryptedPathSecret[0].Ciphertext[0] ^= 1
+	for m := range LeafIndex(4) {
+		rt, p := tr.Clone(), privateKeysFor(t, tr, ms, m)
+		before := encodeTree(t, rt)
+		if _, _, err := rt.ApplyExternalPath(opts, bad, p); !errors.Is(err, ErrPathDecrypt) {
+			t.Fatalf("member %d, tampered external path: %v", m, err)
+		}
+		if !bytes.Equal(encodeTree(t, rt), before) || rt.LeafCount() != 4 || rt.CheckPrivateKeys(p) != nil {
+			t.Fatalf("member %d: rejected external path changed the state", m)
+		}
+		got, cs, err := rt.ApplyExternalPath(opts, clonePath(t, path.UpdatePath), p)
+		if err != nil {
+			t.Fatalf("member %d: %v", m, err)
+		}
+		if got != l || !bytes.Equal(cs, path.CommitSecret) || !bytes.Equal(treeHash(t, rt), treeHash(t, jt)) {
+			t.Fatalf("member %d disagrees with the joiner", m)
+		}
+	}
+}

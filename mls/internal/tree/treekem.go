@@ -264,6 +264,44 @@ func (t *Tree) generatePath(opts PathOptions, sender LeafIndex, tmpl *wire.LeafN
 // unchanged. Checking the leaf node against the group's policy (§7.3
 // credential, capabilities) is the caller's.
 func (t *Tree) ApplyPath(opts PathOptions, sender LeafIndex, up *wire.UpdatePath, priv *PrivateKeys) ([]byte, error) {
+	return t.applyUpdatePath(opts, sender, up, priv, false)
+}
+
+// ApplyExternalPath processes the UpdatePath of an external commit (RFC
+// 9420 §12.4.3.2, §12.4.2: "If this is an external commit, assign the
+// sender the leftmost blank leaf node in the new ratchet tree"): the
+// sender's leaf node is added as by AddLeaf, then the path is verified and
+// merged as by ApplyPath. It returns the joiner's leaf index and the
+// commit secret. On error t and priv are unchanged. It works on a copy of
+// the tree, O(n); external joins are rare.
+func (t *Tree) ApplyExternalPath(opts PathOptions, up *wire.UpdatePath, priv *PrivateKeys) (LeafIndex, []byte, error) {
+	if up == nil {
+		return 0, nil, fmt.Errorf("%w: missing update path", ErrInvalid)
+	}
+	c := t.Clone()
+	var pc *PrivateKeys
+	if priv != nil {
+		pc = priv.Clone()
+	}
+	leaf := up.LeafNode
+	l, err := c.AddLeaf(&leaf)
+	if err != nil {
+		return 0, nil, err
+	}
+	cs, err := c.applyUpdatePath(opts, l, up, pc, true)
+	if err != nil {
+		return 0, nil, err
+	}
+	*t = *c
+	if priv != nil {
+		*priv = *pc
+	}
+	return l, cs, nil
+}
+
+// applyUpdatePath is ApplyPath; external marks a sender whose leaf was
+// just added from the path itself, so its key is not "kept".
+func (t *Tree) applyUpdatePath(opts PathOptions, sender LeafIndex, up *wire.UpdatePath, priv *PrivateKeys, external bool) ([]byte, error) {
 	if up == nil || opts.GroupContext == nil {
 		return nil, fmt.Errorf("%w: missing update path or context", ErrInvalid)
 	}
@@ -286,7 +324,7 @@ func (t *Tree) ApplyPath(opts PathOptions, sender LeafIndex, up *wire.UpdatePath
 			return nil, fmt.Errorf("%w: update path node %d has %d ciphertexts, want %d", ErrInvalid, i, len(up.Nodes[i].EncryptedPathSecret), want)
 		}
 	}
-	if err := t.checkPathKeys(sender, up, old); err != nil {
+	if err := t.checkPathKeys(sender, up, old, external); err != nil {
 		return nil, err
 	}
 	if err := t.VerifyLeafSignature(sender, &up.LeafNode, opts.GroupID); err != nil {
@@ -315,8 +353,8 @@ func (t *Tree) ApplyPath(opts PathOptions, sender LeafIndex, up *wire.UpdatePath
 // current one, no two path keys are equal, and no path key and no new
 // signature key appears in the tree outside the sender's leaf and direct
 // path (which the path replaces).
-func (t *Tree) checkPathKeys(sender LeafIndex, up *wire.UpdatePath, old *wire.LeafNode) error {
-	if bytes.Equal(up.LeafNode.EncryptionKey, old.EncryptionKey) {
+func (t *Tree) checkPathKeys(sender LeafIndex, up *wire.UpdatePath, old *wire.LeafNode, external bool) error {
+	if !external && bytes.Equal(up.LeafNode.EncryptionKey, old.EncryptionKey) {
 		return fmt.Errorf("%w: committer kept its encryption key", ErrDuplicateKey)
 	}
 	replaced := append([]NodeIndex{sender.Node()}, treemath.DirectPath(sender.Node(), t.LeafCount())...)
