@@ -48,9 +48,12 @@ type Config struct {
 	// sends to a multiple of this many bytes (RFC 9420 §6.3.1), so that
 	// lengths leak less. Zero means 32.
 	PaddingBlock int
-	// Limits bound the secret tree's out-of-order window and forward
-	// distance (RFC 9420 §9.2). Zero fields take keyschedule defaults.
-	Limits keyschedule.Limits
+	// OutOfOrderTolerance is how many skipped generations of a sender's
+	// ratchet keep their keys so that reordered messages still decrypt,
+	// and MaximumForwardDistance how far ahead of its ratchet a message
+	// may be (RFC 9420 §9.2 leaves both to the application). Zero means
+	// 32 and 1000.
+	OutOfOrderTolerance, MaximumForwardDistance uint32
 	// Now returns the current time for KeyPackage lifetime checks. Nil
 	// means time.Now.
 	Now func() time.Time
@@ -197,7 +200,10 @@ func newGroupWithExtensions(s *Signer, groupID []byte, exts wire.Extensions, cfg
 // (RFC 9420 §8, §9): a new secret tree, the framer, an empty proposal cache.
 func (g *Group) installEpoch(ep *keyschedule.Epoch, interim, tag []byte) error {
 	gc := g.ctx
-	st, err := keyschedule.NewSecretTree(g.suite, ep.EncryptionSecret, g.tree.LeafCount(), g.cfg.Limits)
+	st, err := keyschedule.NewSecretTree(g.suite, ep.EncryptionSecret, g.tree.LeafCount(), keyschedule.Limits{
+		OutOfOrderTolerance:    g.cfg.OutOfOrderTolerance,
+		MaximumForwardDistance: g.cfg.MaximumForwardDistance,
+	})
 	if err != nil {
 		return err
 	}

@@ -266,6 +266,20 @@ func (g *Group) processCommit(ac *wire.AuthenticatedContent) (*Group, error) {
 	if err := g.validateProposals(list, committer); err != nil {
 		return nil, err
 	}
+	if committer.Type == wire.SenderTypeNewMemberCommit {
+		// RFC 9420 §12.4.3.2: a Remove in an external commit is the
+		// joiner replacing its own earlier leaf, so the new leaf must
+		// carry the same identity as the removed one.
+		for _, r := range list {
+			if r.p.Type != wire.ProposalTypeRemove {
+				continue
+			}
+			old := g.tree.Leaf(treeLeaf(r.p.Remove.Removed))
+			if old == nil || string(old.Credential.Identity) != string(c.Commit.Path.LeafNode.Credential.Identity) {
+				return nil, errors.New("mls: commit: external commit removes a member other than the joiner")
+			}
+		}
+	}
 	next := g.clone()
 	a, err := g.applyProposals(next.tree, list)
 	if err != nil {
