@@ -20,6 +20,7 @@
 // # Relays
 //
 //	a.AddRelay("parley://<fingerprint>@host:port"); a.RemoveRelay(addr); a.Relays()
+//	a.Ready(ctx) // every relay tried once: connected and subscribed, or failed
 //
 // Each direction of a connection uses queues on at least Options.MinRelays
 // (default 2) relays. Every envelope goes to every queue of the connection;

@@ -151,6 +151,9 @@ func TestRestartMidConversation(t *testing.T) {
 	}
 	bob = openAgent(t, bob.home, "bob")
 	defer bob.close()
+	if err := bob.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
 	for i := range n {
 		text := fmt.Sprintf("m%d", i)
 		waitStored(t, bob, alicesBob, text)

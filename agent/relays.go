@@ -24,8 +24,9 @@ type RelayInfo struct {
 // relayConn is the agent's link to one relay, owned by its runRelay
 // goroutine.
 type relayConn struct {
-	addr  string
-	ready chan struct{} // closed once the first connection is made
+	addr      string
+	ready     chan struct{} // closed once the first connection is made
+	attempted chan struct{} // closed after the first dial attempt and, if it succeeded, the subscriptions
 
 	mu sync.Mutex // guards the fields below
 	cl *client.Client
@@ -184,7 +185,7 @@ func (a *Agent) ensureRelayLocked(addr string) *relayConn {
 	if rc := a.relays[addr]; rc != nil {
 		return rc
 	}
-	rc := &relayConn{addr: addr, ready: make(chan struct{})}
+	rc := &relayConn{addr: addr, ready: make(chan struct{}), attempted: make(chan struct{})}
 	a.relays[addr] = rc
 	a.wg.Go(func() { a.runRelay(rc) })
 	return rc
@@ -200,6 +201,29 @@ func (a *Agent) connected(addr string) *client.Client {
 		return nil
 	}
 	return rc.client()
+}
+
+// Ready waits until the agent has tried every relay it uses once: each is
+// connected with its queues subscribed (blocks waiting there are then on
+// their way in), or its first connection attempt failed. A command-line
+// "receive" calls it before it starts its timeout.
+func (a *Agent) Ready(ctx context.Context) error {
+	a.mu.Lock()
+	rcs := make([]*relayConn, 0, len(a.relays))
+	for _, rc := range a.relays {
+		rcs = append(rcs, rc)
+	}
+	a.mu.Unlock()
+	for _, rc := range rcs {
+		select {
+		case <-rc.attempted:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-a.ctx.Done():
+			return ErrClosed
+		}
+	}
+	return nil
 }
 
 // waitClient waits until the relay is connected or ctx ends.
@@ -224,6 +248,8 @@ func (a *Agent) waitClient(ctx context.Context, addr string) (*client.Client, er
 // to handleDelivery, in order.
 func (a *Agent) runRelay(rc *relayConn) {
 	var cl *client.Client
+	attempted := sync.OnceFunc(func() { close(rc.attempted) })
+	defer attempted()
 	for tries := 1; ; tries++ {
 		ctx, cancel := context.WithTimeout(a.ctx, a.opts.SendTimeout)
 		c, err := client.Dial(ctx, rc.addr, a.opts.Client)
@@ -239,6 +265,7 @@ func (a *Agent) runRelay(rc *relayConn) {
 		if rc.setUp(false) || tries == 1 {
 			a.events.push(Event{Type: EventRelayStatus, Relay: rc.addr, Up: false, Err: err})
 		}
+		attempted()
 		if !a.sleep(backoff(a.opts.RetryMin, a.opts.RetryMax, tries)) {
 			return
 		}
@@ -251,6 +278,7 @@ func (a *Agent) runRelay(rc *relayConn) {
 	close(rc.ready)
 	a.events.push(Event{Type: EventRelayStatus, Relay: rc.addr, Up: true})
 	a.subscribeAll(rc.addr, cl)
+	attempted()
 	a.wake()
 	for {
 		select {
