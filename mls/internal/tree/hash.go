@@ -43,9 +43,12 @@ func (t *Tree) NodeHash(x NodeIndex) ([]byte, error) {
 
 // computeHash computes the tree hash of x. With removed == nil it uses and
 // fills the cache. Otherwise it computes the hash of the tree in which
-// every leaf in removed is blanked and dropped from every unmerged_leaves
-// list (RFC 9420 §7.9, original_sibling_tree_hash); the cache is then used
-// only for subtrees holding no removed leaf.
+// every leaf in removed (sorted, without duplicates) is blanked and dropped
+// from every unmerged_leaves list (RFC 9420 §7.9,
+// original_sibling_tree_hash); the cache is then used for every subtree
+// holding no removed leaf. Lookups in removed are binary searches, so a
+// hostile tree with long unmerged_leaves lists costs O(n log n), not
+// O(n^2).
 func (t *Tree) computeHash(x NodeIndex, removed []LeafIndex) ([]byte, error) {
 	if removed != nil && !anyInSubtree(x, removed) {
 		return t.NodeHash(x)
@@ -54,7 +57,7 @@ func (t *Tree) computeHash(x NodeIndex, removed []LeafIndex) ([]byte, error) {
 	var in interface{ MarshalBinary() ([]byte, error) }
 	if l, ok := x.Leaf(); ok {
 		hi := &wire.LeafNodeHashInput{LeafIndex: uint32(l)}
-		if n != nil && !slices.Contains(removed, l) {
+		if _, gone := slices.BinarySearch(removed, l); n != nil && !gone {
 			hi.LeafNode = n.Leaf
 		}
 		in = hi
@@ -75,7 +78,8 @@ func (t *Tree) computeHash(x NodeIndex, removed []LeafIndex) ([]byte, error) {
 			if removed != nil {
 				p := *n.Parent
 				p.UnmergedLeaves = slices.DeleteFunc(slices.Clone(p.UnmergedLeaves), func(u uint32) bool {
-					return slices.Contains(removed, LeafIndex(u))
+					_, gone := slices.BinarySearch(removed, LeafIndex(u))
+					return gone
 				})
 				hi.ParentNode = &p
 			}
@@ -96,14 +100,13 @@ func (t *Tree) hashChild(x NodeIndex, removed []LeafIndex) ([]byte, error) {
 	return t.computeHash(x, removed)
 }
 
-// anyInSubtree reports whether some leaf of ls lies in the subtree of x.
+// anyInSubtree reports whether some leaf of the sorted list ls lies in the
+// subtree of x, whose leaves are a contiguous range.
 func anyInSubtree(x NodeIndex, ls []LeafIndex) bool {
-	for _, l := range ls {
-		if treemath.IsAncestor(x, l.Node()) {
-			return true
-		}
-	}
-	return false
+	span := NodeIndex(1)<<treemath.Level(x) - 1
+	first := LeafIndex((x - span) / 2)
+	i, _ := slices.BinarySearch(ls, first)
+	return i < len(ls) && ls[i].Node() <= x+span
 }
 
 // parentHash is RFC 9420 §7.9: the parent hash of parent node p (at node
@@ -124,6 +127,8 @@ func (t *Tree) parentHash(p *wire.ParentNode, s NodeIndex) ([]byte, error) {
 	for _, u := range p.UnmergedLeaves {
 		removed = append(removed, LeafIndex(u))
 	}
+	slices.Sort(removed)
+	removed = slices.Compact(removed)
 	var sh []byte
 	var err error
 	if anyInSubtree(s, removed) {
@@ -201,28 +206,28 @@ func (t *Tree) parentHashValidVia(p *wire.ParentNode, c, s NodeIndex) (bool, err
 			under = append(under, ln)
 		}
 	}
-	// resolution(C) \ {D} == under: D is the one entry of the resolution
-	// not among p's unmerged leaves, and every other entry is one of them.
+	// resolution(C) \ {D} == under, as multisets: D is the one entry of
+	// the resolution left over when both are sorted and matched up.
 	if len(res) != len(under)+1 {
 		return false, nil
 	}
-	d, found := NodeIndex(0), false
-	for _, r := range res {
-		if slices.Contains(under, r) {
+	sorted := slices.Clone(res)
+	slices.Sort(sorted)
+	slices.Sort(under)
+	i, j, d, found := 0, 0, NodeIndex(0), false
+	for i < len(sorted) {
+		if j < len(under) && sorted[i] == under[j] {
+			i, j = i+1, j+1
 			continue
 		}
 		if found {
 			return false, nil
 		}
-		d, found = r, true
+		d, found = sorted[i], true
+		i++
 	}
-	if !found {
+	if !found || j != len(under) {
 		return false, nil
-	}
-	for _, u := range under {
-		if !slices.Contains(res, u) {
-			return false, nil
-		}
 	}
 	dph, ok := nodeParentHash(t.nodes[d])
 	if !ok {

@@ -136,6 +136,13 @@ func TestValidateRejectsStructuralDefects(t *testing.T) {
 			p.UnmergedLeaves = []uint32{0}
 			tr.setNode(3, parentNode(&p))
 		}, ErrInvalid},
+		"unmerged leaf listed twice": {func(tr *Tree) {
+			for _, x := range []NodeIndex{1, 3} {
+				p := *tr.Parent(x)
+				p.UnmergedLeaves = []uint32{0, 0}
+				tr.setNode(x, parentNode(&p))
+			}
+		}, ErrInvalid},
 		"blank unmerged leaf": {func(tr *Tree) {
 			tr.setNode(LeafIndex(1).Node(), nil)
 			p := *tr.Parent(1)

@@ -3,7 +3,6 @@ package tree
 import (
 	"bytes"
 	"fmt"
-	"slices"
 
 	"github.com/parley-messenger/parley/mls/internal/treemath"
 	"github.com/parley-messenger/parley/mls/internal/wire"
@@ -90,28 +89,48 @@ func (t *Tree) VerifyLeafSignature(l LeafIndex, ln *wire.LeafNode, groupID []byt
 }
 
 // checkUnmergedLeaves is the unmerged_leaves part of RFC 9420 §12.4.3.1.
+// Each node's list is put in a set first so that long hostile lists cost
+// O(total entries × depth), not a quadratic search.
 func (t *Tree) checkUnmergedLeaves() error {
 	n := t.LeafCount()
+	sets := make(map[NodeIndex]map[uint32]struct{})
+	set := func(x NodeIndex) map[uint32]struct{} {
+		if m, ok := sets[x]; ok {
+			return m
+		}
+		p := t.Parent(x)
+		if p == nil {
+			return nil
+		}
+		m := make(map[uint32]struct{}, len(p.UnmergedLeaves))
+		for _, u := range p.UnmergedLeaves {
+			m[u] = struct{}{}
+		}
+		sets[x] = m
+		return m
+	}
 	for i := 1; i < len(t.nodes); i += 2 {
 		x := NodeIndex(i)
 		p := t.Parent(x)
 		if p == nil {
 			continue
 		}
-		for j, u := range p.UnmergedLeaves {
+		if len(set(x)) != len(p.UnmergedLeaves) {
+			return fmt.Errorf("%w: node %d lists an unmerged leaf twice", ErrInvalid, x)
+		}
+		for _, u := range p.UnmergedLeaves {
 			ln := LeafIndex(u).Node()
 			if uint64(u) >= uint64(n) || !treemath.IsAncestor(x, ln) || t.nodes[ln] == nil {
 				return fmt.Errorf("%w: node %d: unmerged leaf %d is not a non-blank leaf below it", ErrInvalid, x, u)
-			}
-			if slices.Contains(p.UnmergedLeaves[:j], u) {
-				return fmt.Errorf("%w: node %d: unmerged leaf %d listed twice", ErrInvalid, x, u)
 			}
 			for _, a := range treemath.DirectPath(ln, n) {
 				if a == x {
 					break
 				}
-				if q := t.Parent(a); q != nil && !slices.Contains(q.UnmergedLeaves, u) {
-					return fmt.Errorf("%w: node %d lacks unmerged leaf %d of its ancestor %d", ErrInvalid, a, u, x)
+				if m := set(a); m != nil {
+					if _, ok := m[u]; !ok {
+						return fmt.Errorf("%w: node %d lacks unmerged leaf %d of its ancestor %d", ErrInvalid, a, u, x)
+					}
 				}
 			}
 		}
