@@ -15,7 +15,10 @@
 // from PARLEY_PASSPHRASE. An empty one needs Options.AllowEmptyPassphrase
 // and yields a warning. Open starts the agent's goroutines (one per relay,
 // the outbox, disappearing-message expiry, event delivery); Close cancels
-// them all and waits for them.
+// them all and waits for them. Open a profile in one process at a time:
+// a second agent on the same profile takes over its queue subscriptions
+// (the first then reports EventError "subscription ended"); the CLI
+// should talk to a running daemon instead of opening the profile itself.
 //
 // # Relays
 //
