@@ -139,8 +139,12 @@ func TestPQXDHThenRatchet(t *testing.T) {
 	if err := res.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if oneTimeKeysHeld() {
-		t.Fatal("Commit left the one-time prekeys in the store")
+	// Each one-time key is gone, not merely one of the pair.
+	if _, err := bob.store.OneTimePrekey(opkID); !errors.Is(err, pqxdh.ErrPrekeyReused) {
+		t.Fatalf("one-time X25519 prekey after Commit: err = %v, want ErrPrekeyReused", err)
+	}
+	if _, _, err := bob.store.KEMPrekey(kemID); !errors.Is(err, pqxdh.ErrPrekeyReused) {
+		t.Fatalf("one-time KEM prekey after Commit: err = %v, want ErrPrekeyReused", err)
 	}
 
 	// The AD binds both identities into every ratchet message: a Bob whose

@@ -174,12 +174,24 @@ func TestPQXDHReusedOneTimePrekey(t *testing.T) {
 			}
 		})
 	}
-	// The one-time KEM prekey alone (no OPK claimed) is refused too.
-	m, _ := pqxdh.ParseInitialMessage(msg2)
-	m.OneTimePrekeyID = 0
-	raw, _ := m.MarshalBinary()
-	if _, err := pqxdh.Respond(bob.id, bob.store, raw); !errors.Is(err, pqxdh.ErrPrekeyReused) {
-		t.Fatalf("reused one-time KEM prekey: err = %v, want ErrPrekeyReused", err)
+	// Each used key is refused on its own: the one-time KEM prekey with no
+	// OPK claimed, and the OPK with a fresh, unused one-time KEM prekey.
+	m, err := pqxdh.ParseInitialMessage(msg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kemOnly := *m
+	kemOnly.OneTimePrekeyID = 0
+	opkOnly := *m
+	opkOnly.KEMPrekeyID = bob.bundle(t, true).KEMPrekey.ID
+	for name, v := range map[string]*pqxdh.InitialMessage{"used KEM prekey alone": &kemOnly, "used OPK with a fresh KEM prekey": &opkOnly} {
+		raw, err := v.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pqxdh.Respond(bob.id, bob.store, raw); !errors.Is(err, pqxdh.ErrPrekeyReused) {
+			t.Fatalf("%s: err = %v, want ErrPrekeyReused", name, err)
+		}
 	}
 }
 
