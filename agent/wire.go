@@ -33,6 +33,11 @@ const (
 	// from the relay.
 	hpkeInfo = "parley agent v1 invitation"
 
+	// MaxQueues bounds the queues one side of a connection may name (in an
+	// invitation, a hello or a rotation), so that a hostile peer cannot
+	// make the agent dial relays without limit.
+	MaxQueues = 8
+
 	senderIDSize = client.IDSize
 	x25519Size   = 32
 	msgIDSize    = 16
@@ -92,7 +97,7 @@ func readSendQueue(s *cryptobyte.String) (sendQueue, bool) {
 	if len(auth) != 0 && len(auth) != x25519Size {
 		return q, false
 	}
-	if !strings.HasPrefix(string(relay), "parley://") {
+	if checkRelayAddress(string(relay)) != nil {
 		return q, false
 	}
 	if _, err := ecdh.X25519().NewPublicKey(key); err != nil {
@@ -125,7 +130,7 @@ func readQueues(s *cryptobyte.String) ([]sendQueue, bool) {
 	var qs []sendQueue
 	for !list.Empty() {
 		q, ok := readSendQueue(&list)
-		if !ok {
+		if !ok || len(qs) == MaxQueues {
 			return nil, false
 		}
 		qs = append(qs, q)

@@ -166,3 +166,26 @@ func FuzzHello(f *testing.F) {
 		}
 	})
 }
+
+func TestQueueCountBounded(t *testing.T) {
+	inv := validInvitation()
+	for len(inv.Queues) < MaxQueues {
+		inv.Queues = append(inv.Queues, testQueue(false))
+	}
+	if _, err := parseInvitation(inv.marshal()); err != nil {
+		t.Fatalf("%d queues refused: %v", MaxQueues, err)
+	}
+	inv.Queues = append(inv.Queues, testQueue(false))
+	if _, err := parseInvitation(inv.marshal()); err == nil {
+		t.Fatalf("%d queues accepted", MaxQueues+1)
+	}
+	h := &hello{Queues: inv.Queues}
+	if _, err := parseHello(h.marshal()); err == nil {
+		t.Fatalf("hello with %d queues accepted", MaxQueues+1)
+	}
+	bad := validInvitation()
+	bad.Queues[0].Relay = "parley://no-fingerprint"
+	if _, err := parseInvitation(bad.marshal()); err == nil {
+		t.Fatal("queue on a malformed relay address accepted")
+	}
+}
