@@ -98,6 +98,10 @@ func growByCommits(t *testing.T, s *ciphersuite.Suite, n int) {
 		if err := trees[0].Validate(ValidateOptions{GroupID: testGroupID}); err != nil {
 			t.Fatalf("tree after adding %d: %v", i, err)
 		}
+		// The cached tree hash equals one computed from scratch.
+		if fresh := decodeTree(t, s, encodeTree(t, trees[0])); !bytes.Equal(treeHash(t, fresh), treeHash(t, trees[0])) {
+			t.Fatalf("after adding %d: cached tree hash is stale", i)
+		}
 	}
 
 	// Remove member 2; the others prune their keys; member 5 commits.
