@@ -285,3 +285,61 @@ func TestPQXDHMalformedInitialMessage(t *testing.T) {
 		t.Fatal("refused messages changed the store")
 	}
 }
+
+// lowOrderIdentity returns signer's public identity with its X25519 key
+// replaced by the low-order point p and a valid binding signature over the
+// pair (the layout docs/PROTOCOL.md gives): a malicious party's identity.
+func lowOrderIdentity(t *testing.T, signer *identity.Identity, p []byte) (identity.PublicIdentity, []byte) {
+	t.Helper()
+	sig := signer.Public().SigningKey().Bytes()
+	bm := append([]byte("Parley identity binding v1\x00"), sig...)
+	bm = append(bm, p...)
+	body := append(append(bytes.Clone(sig), p...), signer.SigningKey().Sign(bm)...)
+	id, err := identity.ParsePublicIdentity(append([]byte{identity.PublicIdentityVersion}, body...))
+	if err != nil {
+		t.Fatalf("control: crafted identity refused: %v", err)
+	}
+	return id, body
+}
+
+// TestPQXDHAllZeroDHIdentityKey: a validly bound but low-order X25519
+// identity key — the initiator's in an initial message (DH1 on Bob's side),
+// or the responder's in a bundle whose prekeys are all correctly signed
+// (DH2 on Alice's side) — is rejected with ErrInvalidDH (RFC 7748 §6.1).
+func TestPQXDHAllZeroDHIdentityKey(t *testing.T) {
+	alice, bob := newParty(t), newParty(t)
+	_, msg := initiate(t, alice, bob.bundle(t, true), nil)
+	before := bob.storeBytes(t)
+	sign := func(signer *identity.Identity, label string, owner identity.PublicIdentity, id uint32, key []byte) (s [identity.SignatureSize]byte) {
+		m := append([]byte(label), owner.KeyBytes()...)
+		m = binary.BigEndian.AppendUint32(m, id)
+		copy(s[:], signer.SigningKey().Sign(append(m, key...)))
+		return s
+	}
+	for name, p := range lowOrderPoints {
+		t.Run("initiator "+name, func(t *testing.T) {
+			_, body := lowOrderIdentity(t, alice.id, p)
+			bad := bytes.Clone(msg)
+			copy(bad[13:13+len(body)], body)
+			if _, err := pqxdh.Respond(bob.id, bob.store, bad); !errors.Is(err, pqxdh.ErrInvalidDH) {
+				t.Fatalf("err = %v, want ErrInvalidDH", err)
+			}
+			if !bytes.Equal(before, bob.storeBytes(t)) {
+				t.Fatal("store changed")
+			}
+		})
+		t.Run("responder "+name, func(t *testing.T) {
+			owner, _ := lowOrderIdentity(t, bob.id, p)
+			b := copyBundle(bob.bundle(t, false))
+			b.Identity = owner
+			b.SignedPrekey.Signature = sign(bob.id, "Parley signed prekey X25519 v1\x00", owner, b.SignedPrekey.ID, b.SignedPrekey.Key.Bytes())
+			b.KEMPrekey.Signature = sign(bob.id, "Parley last-resort KEM prekey ML-KEM-1024 v1\x00", owner, b.KEMPrekey.ID, b.KEMPrekey.Key.Bytes())
+			if err := b.Verify(); err != nil {
+				t.Fatalf("control: re-signed bundle does not verify: %v", err)
+			}
+			if _, err := pqxdh.Initiate(alice.id, b); !errors.Is(err, pqxdh.ErrInvalidDH) {
+				t.Fatalf("err = %v, want ErrInvalidDH", err)
+			}
+		})
+	}
+}
