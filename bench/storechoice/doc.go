@@ -5,11 +5,11 @@
 //
 // Every engine runs the same relay workload through the same five
 // operations (see engine in engines_test.go), with the same logical
-// layout as relay/store/boltstore: a queue record, a per-queue counter, a
-// block keyed by recipient ID and big-endian seq, and an expiry-index
-// entry keyed by received time. Every durable engine acknowledges an
-// append only after its fsync, and groups concurrent writes into one sync:
-// boltstore with its own committer goroutine, bbolt's DB.Batch, Pebble with
-// its commit pipeline, SQLite with the same committer pattern as
-// boltstore (SQLite has none of its own).
+// layout: a queue record, a per-queue counter, a block keyed by recipient
+// ID and big-endian seq, and an index by received time for expiry. Every
+// durable engine acknowledges an append only after its fsync, and groups
+// concurrent writes into one sync: relay/store/boltstore and
+// relay/store/sqlitestore with their committer goroutine (SQLite has no
+// group commit of its own), the bbolt-batch adapters with bbolt's
+// DB.Batch, the Pebble adapter with Pebble's commit pipeline.
 package storechoice

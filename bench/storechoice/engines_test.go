@@ -3,7 +3,6 @@ package storechoice
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,10 +13,10 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	bolt "go.etcd.io/bbolt"
-	_ "modernc.org/sqlite"
 
 	"github.com/parley-messenger/parley/relay/store"
 	"github.com/parley-messenger/parley/relay/store/boltstore"
+	"github.com/parley-messenger/parley/relay/store/sqlitestore"
 )
 
 // engine is the part of store.Store the workload uses.
@@ -34,8 +33,8 @@ type engineSpec struct {
 	open func(b *testing.B, dir string) engine
 }
 
-// engines are the contenders, durable ones first; boltstore-nosync is the
-// durability-off reference.
+// engines are the contenders, durable ones first; the -nosync ones are the
+// durability-off references.
 var engines = []engineSpec{
 	{"boltstore", func(b *testing.B, dir string) engine {
 		s, err := boltstore.Open(filepath.Join(dir, "relay.db"), boltstore.Options{})
@@ -45,9 +44,18 @@ var engines = []engineSpec{
 	{"bbolt-batch-10ms", func(b *testing.B, dir string) engine { return openBoltBatch(b, dir, 10*time.Millisecond) }},
 	{"bbolt-batch-200us", func(b *testing.B, dir string) engine { return openBoltBatch(b, dir, 200*time.Microsecond) }},
 	{"pebble", openPebble},
-	{"sqlite", openSQLite},
+	{"sqlitestore", func(b *testing.B, dir string) engine {
+		s, err := sqlitestore.Open(filepath.Join(dir, "relay.db"), sqlitestore.Options{})
+		check(b, err)
+		return s
+	}},
 	{"boltstore-nosync", func(b *testing.B, dir string) engine {
 		s, err := boltstore.Open(filepath.Join(dir, "relay.db"), boltstore.Options{NoSync: true})
+		check(b, err)
+		return s
+	}},
+	{"sqlitestore-nosync", func(b *testing.B, dir string) engine {
+		s, err := sqlitestore.Open(filepath.Join(dir, "relay.db"), sqlitestore.Options{NoSync: true})
 		check(b, err)
 		return s
 	}},
@@ -312,155 +320,3 @@ func (e *pebbleEngine) Ack(ctx context.Context, id store.ID, seq uint64) error {
 }
 
 func (e *pebbleEngine) Close() error { return e.db.Close() }
-
-// --- SQLite (modernc.org/sqlite), WAL, synchronous=FULL ---------------------
-
-// sqliteEngine writes through one connection owned by a committer goroutine
-// that runs every waiting write in one transaction (the same group commit
-// as boltstore's); reads use a pool of other connections, which WAL lets
-// run beside the writer.
-type sqliteEngine struct {
-	w, r *sql.DB
-	// Statements prepared once on the writer's one connection.
-	selQueue, insBlock, updQueue, delBlock, updCount *sql.Stmt
-	ops  chan *sqlOp
-	done chan struct{}
-}
-
-type sqlOp struct {
-	fn  func(tx *sql.Tx) error
-	res chan error
-}
-
-const sqliteSchema = `
-CREATE TABLE IF NOT EXISTS queues (rid BLOB PRIMARY KEY, sid BLOB NOT NULL UNIQUE, rec BLOB NOT NULL, next INTEGER NOT NULL, count INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS blocks (rid BLOB NOT NULL, seq INTEGER NOT NULL, received INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (rid, seq));
-CREATE INDEX IF NOT EXISTS blocks_received ON blocks (received);
-`
-
-func openSQLite(b *testing.B, dir string) engine {
-	dsn := "file:" + filepath.Join(dir, "relay.sqlite") + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)"
-	w, err := sql.Open("sqlite", dsn)
-	check(b, err)
-	w.SetMaxOpenConns(1)
-	_, err = w.Exec(sqliteSchema)
-	check(b, err)
-	r, err := sql.Open("sqlite", dsn)
-	check(b, err)
-	r.SetMaxOpenConns(4)
-	e := &sqliteEngine{w: w, r: r, ops: make(chan *sqlOp, 1024), done: make(chan struct{})}
-	prep := func(q string) *sql.Stmt {
-		st, err := w.Prepare(q)
-		check(b, err)
-		return st
-	}
-	e.selQueue = prep(`SELECT next, count FROM queues WHERE rid = ?`)
-	e.insBlock = prep(`INSERT INTO blocks (rid, seq, received, data) VALUES (?, ?, ?, ?)`)
-	e.updQueue = prep(`UPDATE queues SET next = ?, count = count + 1 WHERE rid = ?`)
-	e.delBlock = prep(`DELETE FROM blocks WHERE rid = ? AND seq = ?`)
-	e.updCount = prep(`UPDATE queues SET count = count - 1 WHERE rid = ?`)
-	go e.run()
-	return e
-}
-
-func (e *sqliteEngine) run() {
-	defer close(e.done)
-	var batch []*sqlOp
-	for first := range e.ops {
-		batch = append(batch[:0], first)
-	gather:
-		for len(batch) < 1024 {
-			select {
-			case o, ok := <-e.ops:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, o)
-			default:
-				break gather
-			}
-		}
-		errs := make([]error, len(batch))
-		tx, err := e.w.Begin()
-		if err == nil {
-			for i, o := range batch {
-				errs[i] = o.fn(tx) // the adapter's fns check before they write
-			}
-			err = tx.Commit()
-		}
-		for i, o := range batch {
-			o.res <- errors.Join(err, errs[i])
-		}
-	}
-}
-
-func (e *sqliteEngine) submit(fn func(tx *sql.Tx) error) error {
-	o := &sqlOp{fn: fn, res: make(chan error, 1)}
-	e.ops <- o
-	return <-o.res
-}
-
-func (e *sqliteEngine) CreateQueue(ctx context.Context, q store.Queue) error {
-	return e.submit(func(tx *sql.Tx) error {
-		_, err := tx.Exec(`INSERT INTO queues (rid, sid, rec, next, count) VALUES (?, ?, ?, 0, 0)`, q.RecipientID[:], q.SenderID[:], queueRecord(q))
-		return err
-	})
-}
-
-func (e *sqliteEngine) Append(ctx context.Context, id store.ID, data []byte, received time.Time, max int) (uint64, error) {
-	var seq uint64
-	data = bytes.Clone(data)
-	err := e.submit(func(tx *sql.Tx) error {
-		var next, count uint64
-		if err := tx.Stmt(e.selQueue).QueryRow(id[:]).Scan(&next, &count); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return store.ErrNotFound
-			}
-			return err
-		}
-		if count >= uint64(max) {
-			return store.ErrQueueFull
-		}
-		seq = next + 1
-		if _, err := tx.Stmt(e.insBlock).Exec(id[:], int64(seq), received.UnixNano(), data); err != nil {
-			return err
-		}
-		_, err := tx.Stmt(e.updQueue).Exec(int64(seq), id[:])
-		return err
-	})
-	return seq, err
-}
-
-func (e *sqliteEngine) First(ctx context.Context, id store.ID) (store.Block, error) {
-	var blk store.Block
-	var recv int64
-	err := e.r.QueryRow(`SELECT seq, received, data FROM blocks WHERE rid = ? ORDER BY seq LIMIT 1`, id[:]).Scan(&blk.Seq, &recv, &blk.Data)
-	if errors.Is(err, sql.ErrNoRows) {
-		return blk, store.ErrNoBlock
-	}
-	blk.Received = time.Unix(0, recv)
-	return blk, err
-}
-
-func (e *sqliteEngine) Ack(ctx context.Context, id store.ID, seq uint64) error {
-	return e.submit(func(tx *sql.Tx) error {
-		res, err := tx.Stmt(e.delBlock).Exec(id[:], int64(seq))
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return store.ErrNoBlock
-		}
-		_, err = tx.Stmt(e.updCount).Exec(id[:])
-		return err
-	})
-}
-
-func (e *sqliteEngine) Close() error {
-	close(e.ops)
-	<-e.done
-	for _, st := range []*sql.Stmt{e.selQueue, e.insBlock, e.updQueue, e.delBlock, e.updCount} {
-		st.Close()
-	}
-	return errors.Join(e.r.Close(), e.w.Close())
-}

@@ -40,9 +40,9 @@ func paddedBlock() []byte {
 // own queue, and reports blocks/s and the latency percentiles of one call.
 func run(b *testing.B, writers int, qs []store.Queue, op func(w int, q store.ID) error) {
 	var (
-		mu   sync.Mutex
-		lat  []time.Duration
-		wg   sync.WaitGroup
+		mu  sync.Mutex
+		lat []time.Duration
+		wg  sync.WaitGroup
 	)
 	errs := make(chan error, writers)
 	b.ResetTimer()

@@ -414,25 +414,19 @@ func (s *Store) Append(ctx context.Context, recipient store.ID, data []byte, rec
 func (s *Store) First(ctx context.Context, recipient store.ID) (store.Block, error) {
 	var b store.Block
 	err := s.read(ctx, func() error {
-		// One read transaction, so the queue and its block are seen at
-		// one instant.
-		tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-		if err != nil {
-			return fmt.Errorf("sqlitestore: reading block: %w", err)
-		}
-		defer tx.Rollback()
-		var one int
-		err = tx.QueryRowContext(ctx, `SELECT 1 FROM queues WHERE rid = ?`, recipient[:]).Scan(&one)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("sqlitestore: reading block: %w", err)
-		}
 		var seq, recv int64
-		err = tx.QueryRowContext(ctx, `SELECT seq, received, data FROM blocks WHERE rid = ? ORDER BY seq LIMIT 1`, recipient[:]).Scan(&seq, &recv, &b.Data)
+		err := s.r.QueryRowContext(ctx, `SELECT seq, received, data FROM blocks WHERE rid = ? ORDER BY seq LIMIT 1`, recipient[:]).Scan(&seq, &recv, &b.Data)
 		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNoBlock
+			// No block: say whether the queue is empty or absent. (A block
+			// found proves the queue: DeleteQueue removes both at once.)
+			var one int
+			err = s.r.QueryRowContext(ctx, `SELECT 1 FROM queues WHERE rid = ?`, recipient[:]).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return store.ErrNotFound
+			}
+			if err == nil {
+				return store.ErrNoBlock
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("sqlitestore: reading block: %w", err)
