@@ -32,6 +32,18 @@ func TestOneRelayDownStillDelivered(t *testing.T) {
 	}
 	bob.waitMessage(ctx, "through the survivor")
 	alice.waitStatus(ctx, m.ID, StatusDelivered)
+	_, down := alice.waitEventFrom(ctx, "relay down", 0, func(ev Event) bool {
+		return ev.Type == EventRelayStatus && ev.Relay == rs[0].addr && !ev.Up
+	})
+	if infos, err := alice.Relays(); err != nil || len(infos) != 2 {
+		t.Fatalf("Relays = %v, %v", infos, err)
+	} else {
+		for _, ri := range infos {
+			if ri.Up != (ri.Address == rs[1].addr) {
+				t.Errorf("relay %s up = %v", ri.Address, ri.Up)
+			}
+		}
+	}
 	if _, err := bob.Send(ctx, alicesBob, "and back"); err != nil {
 		t.Fatal(err)
 	}
@@ -44,6 +56,9 @@ func TestOneRelayDownStillDelivered(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob.waitMessage(ctx, "both again")
+	alice.waitEventFrom(ctx, "relay up again", down, func(ev Event) bool {
+		return ev.Type == EventRelayStatus && ev.Relay == rs[0].addr && ev.Up
+	})
 	if err := alice.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -220,12 +220,20 @@ func (ta *testAgent) close() {
 // and future ones) and returns it.
 func (ta *testAgent) waitEvent(ctx context.Context, what string, pred func(Event) bool) Event {
 	ta.t.Helper()
+	ev, _ := ta.waitEventFrom(ctx, what, 0, pred)
+	return ev
+}
+
+// waitEventFrom is waitEvent among the events from index from on; it
+// also returns the event's index.
+func (ta *testAgent) waitEventFrom(ctx context.Context, what string, from int, pred func(Event) bool) (Event, int) {
+	ta.t.Helper()
 	for {
 		ta.mu.Lock()
-		for _, ev := range ta.events {
-			if pred(ev) {
+		for i := from; i < len(ta.events); i++ {
+			if ev := ta.events[i]; pred(ev) {
 				ta.mu.Unlock()
-				return ev
+				return ev, i
 			}
 		}
 		ta.mu.Unlock()
