@@ -139,7 +139,7 @@ func verifyJoinedTree(s *ciphersuite.Suite, gi *wire.GroupInfo, t *tree.Tree, cf
 	if err := verifyGroupInfo(s, pub, gi); err != nil {
 		return err
 	}
-	check := leafCheck{tree: t, groupID: gc.GroupID, extensions: gc.Extensions, now: cfg.now()}
+	check := leafCheck{tree: t, groupID: gc.GroupID, extensions: gc.Extensions, now: cfg.now(), signatureVerified: true}
 	err = t.Validate(tree.ValidateOptions{
 		GroupID:  gc.GroupID,
 		TreeHash: gc.TreeHash,

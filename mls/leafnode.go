@@ -49,6 +49,10 @@ type leafCheck struct {
 	// checkLifetime is set for key_package leaves added to the group, not
 	// for the existing leaves of a tree a new member validates.
 	checkLifetime bool
+	// signatureVerified is set where the tree package verifies the leaf's
+	// signature itself (tree validation on join, ApplyPath), so that it is
+	// not verified twice.
+	signatureVerified bool
 }
 
 // checkLeaf runs RFC 9420 §7.3 "Leaf Node Validation" for ln placed at leaf
@@ -74,8 +78,10 @@ func (c *leafCheck) checkLeaf(ln *wire.LeafNode, at uint32, source wire.LeafNode
 		return errors.New("mls: leaf node: capabilities do not list the group's cipher suite")
 	}
 	// Signature (§7.2).
-	if err := c.tree.VerifyLeafSignature(treeLeaf(at), ln, c.groupID); err != nil {
-		return fmt.Errorf("mls: leaf node: %w", err)
+	if !c.signatureVerified {
+		if err := c.tree.VerifyLeafSignature(treeLeaf(at), ln, c.groupID); err != nil {
+			return fmt.Errorf("mls: leaf node: %w", err)
+		}
 	}
 	// required_capabilities and the group context extensions (§7.3, §11.1).
 	if err := checkLeafCapabilities(ln, c.extensions); err != nil {

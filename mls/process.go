@@ -308,7 +308,8 @@ func (g *Group) processCommit(ac *wire.AuthenticatedContent) (*Group, error) {
 	}
 	var commitSecret []byte
 	if up := c.Commit.Path; up != nil {
-		check := leafCheck{tree: next.tree, groupID: g.ctx.GroupID, extensions: a.extensions, now: g.cfg.now()}
+		// ApplyPath verifies the leaf's signature (§7.3) below.
+		check := leafCheck{tree: next.tree, groupID: g.ctx.GroupID, extensions: a.extensions, now: g.cfg.now(), signatureVerified: true}
 		if err := check.checkLeaf(&up.LeafNode, uint32(sender), wire.LeafNodeSourceCommit); err != nil {
 			return nil, fmt.Errorf("mls: commit: %w", err)
 		}
