@@ -55,7 +55,7 @@ type OneTimePrekey struct {
 }
 
 // KEMPrekey is the public part of a signed ML-KEM-1024 prekey: one-time
-// (PQOPK) or last-resort (PQSPK) (PQXDH §2.4, §3.2).
+// (PQOPK) or last-resort (PQSPK) (PQXDH §2.5, §3.2).
 type KEMPrekey struct {
 	ID         uint32
 	LastResort bool

@@ -2,10 +2,11 @@
 // the safety numbers two people compare to verify each other.
 //
 // A device identity is an Ed25519 signing key and a separate X25519
-// key-agreement key. Signal's PQXDH specification (PQXDH §2.4) uses one
-// Curve25519 key for both XEdDSA signatures and Diffie-Hellman; Parley
-// splits the roles because Go's standard library has Ed25519 but no XEdDSA,
-// and Parley builds nothing cryptographic of its own. The signing key signs
+// key-agreement key. Signal's PQXDH specification uses one Curve25519
+// identity key (PQXDH §2.4) for both XEdDSA signatures (§3.2) and
+// Diffie-Hellman (§3.3); Parley splits the roles because Go's standard
+// library has Ed25519 but no XEdDSA, and Parley builds nothing
+// cryptographic of its own. The signing key signs
 // the agreement key (a binding signature carried in every PublicIdentity),
 // every prekey, and both keys enter the associated data of PQXDH and the
 // safety number.

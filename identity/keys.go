@@ -298,7 +298,7 @@ func (k *PrekeyPublicKey) UnmarshalText(text []byte) error {
 }
 
 // KEMPublicKey is an ML-KEM-1024 encapsulation key: the public half of a
-// signed KEM prekey, one-time or last-resort (PQXDH §2.4, "PQSPK"/"PQOPK").
+// signed KEM prekey, one-time or last-resort (PQXDH §2.5, "PQOPK"/"PQSPK").
 // The zero value is invalid.
 type KEMPublicKey struct {
 	k *mlkem.EncapsulationKey1024

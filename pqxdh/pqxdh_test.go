@@ -161,9 +161,10 @@ func TestPQXDHEveryInputContributes(t *testing.T) {
 // TestPQXDHLastResortReplay documents the consequence the spec names (PQXDH
 // §4.2, "Protocol replay"): with no one-time prekey and a last-resort KEM
 // prekey, nothing is deleted, so a replayed initial message derives the
-// same SK again. The Double Ratchet must not let that cause harm (its first
-// message is a replay it must handle); this test pins the behaviour so a
-// change is noticed.
+// same SK again. PQXDH §4.3 ("Replay and key reuse") makes the protocol
+// after PQXDH randomize Bob's sending key; TestPQXDHThenRatchetLastResort
+// checks that the Double Ratchet does. This test pins the PQXDH behaviour
+// so a change is noticed.
 func TestPQXDHLastResortReplay(t *testing.T) {
 	alice, bob := newParty(t), newParty(t)
 	_, msg := initiate(t, alice, bob.bundle(t, false), nil)
