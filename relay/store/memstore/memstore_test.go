@@ -118,3 +118,43 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapInuse)
 }
+
+// TestIdleQueueMemory holds memstore to the relay's budget of at most
+// 2 KiB of memory per idle queue (issue 3, benchmark targets), with room
+// to spare for the relay's own per-queue state.
+func TestIdleQueueMemory(t *testing.T) {
+	const (
+		n      = 20000
+		budget = 1024 // half the relay's whole per-queue target
+	)
+	ctx := context.Background()
+	qs := make([]store.Queue, n)
+	for i := range qs {
+		qs[i] = storetest.NewQueue(t)
+	}
+	before := heapInUse()
+	s := memstore.New(memstore.Options{})
+	defer s.Close()
+	for _, q := range qs {
+		if err := s.CreateQueue(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A queue that held blocks and was drained is idle too: its block
+	// array must be released.
+	for _, q := range qs[:n/2] {
+		seq, err := s.Append(ctx, q.RecipientID, make([]byte, 64), time.Now(), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Ack(ctx, q.RecipientID, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	perQueue := (heapInUse() - before) / n
+	t.Logf("%d bytes of heap per idle queue", perQueue)
+	if perQueue > budget {
+		t.Errorf("%d bytes of heap per idle queue, want at most %d", perQueue, budget)
+	}
+	runtime.KeepAlive(qs)
+}
