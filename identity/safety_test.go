@@ -1,9 +1,13 @@
 package identity
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/rand"
+	"crypto/sha512"
+	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -67,16 +71,76 @@ func TestSafetyNumberSensitiveToEachKey(t *testing.T) {
 	}
 }
 
-// TestSafetyNumberStable pins the computation: the same identities give the
-// same number on every run, and a restored identity gives the same number.
+// TestSafetyNumberStable: the safety number is what two people compare
+// across devices and versions, so it must follow the formula in
+// docs/PROTOCOL.md ("Safety numbers") exactly. Recomputed here from that
+// text with crypto/sha512 directly, on two fixed identities (fixed private
+// encodings, so the inputs never change); a restored identity gives the
+// same number.
 func TestSafetyNumberStable(t *testing.T) {
-	a, b := mustGenerate(t), mustGenerate(t)
-	raw, _ := a.MarshalBinary()
+	fixed := func(b byte) *Identity {
+		raw := make([]byte, identitySize)
+		raw[0] = IdentityVersion
+		for i := 1; i < len(raw); i++ {
+			raw[i] = b + byte(i)
+		}
+		id, err := ParseIdentity(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	a, b := fixed(0x10), fixed(0xa0)
+	hash := func(p PublicIdentity) [64]byte {
+		key := append(p.SigningKey().Bytes(), p.AgreementKey().Bytes()...)
+		h := sha512.Sum512(append([]byte{0, 1}, key...)) // uint16 version = 1
+		for n := 1; n <= 5199; n++ {
+			h = sha512.Sum512(append(h[:], key...))
+		}
+		return h
+	}
+	digits := func(h [64]byte) string {
+		var s string
+		for i := 0; i < 6; i++ {
+			var v uint64
+			for _, c := range h[5*i : 5*i+5] {
+				v = v<<8 | uint64(c)
+			}
+			s += fmt.Sprintf("%05d", v%100000)
+		}
+		return s
+	}
+	ha, hb := hash(a.Public()), hash(b.Public())
+	da, db := digits(ha), digits(hb)
+	want := da + db
+	if db < da {
+		want = db + da
+	}
+	lo, hi := ha[:32], hb[:32]
+	if bytes.Compare(lo, hi) > 0 {
+		lo, hi = hi, lo
+	}
+	wantQR := append(append([]byte{1}, lo...), hi...)
+
+	sn := ComputeSafetyNumber(a.Public(), b.Public())
+	if sn.Digits() != want {
+		t.Fatalf("digits %s, formula gives %s", sn.Digits(), want)
+	}
+	if !bytes.Equal(sn.QRPayload(), wantQR) || !sn.MatchesQR(wantQR) {
+		t.Fatal("QR payload differs from the formula")
+	}
+	if got := strings.ReplaceAll(sn.String(), " ", ""); got != want || len(strings.Fields(sn.String())) != 12 {
+		t.Fatalf("String() = %q", sn.String())
+	}
+	raw, err := a.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
 	a2, err := ParseIdentity(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ComputeSafetyNumber(a.Public(), b.Public()).String() != ComputeSafetyNumber(a2.Public(), b.Public()).String() {
+	if !ComputeSafetyNumber(b.Public(), a2.Public()).Equal(sn) {
 		t.Fatal("safety number changed across identity serialization")
 	}
 }
