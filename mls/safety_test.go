@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"errors"
-	"slices"
 	"testing"
 
 	"github.com/parley-messenger/parley/mls/internal/ciphersuite"
@@ -13,82 +12,32 @@ import (
 	"github.com/parley-messenger/parley/mls/internal/wire"
 )
 
-// fingerprint hashes a group's whole state: context, tree, private keys,
-// epoch secrets, transcript, secret tree (every ratchet position and kept
-// key) and proposal cache. Two equal fingerprints mean nothing changed.
+// fingerprint hashes a group's whole stored state (MarshalBinary: context,
+// tree, private keys, epoch secrets, transcript, every ratchet position and
+// kept message key of the secret tree, proposal cache). Equal fingerprints
+// mean nothing changed.
 func fingerprint(t testing.TB, g *Group) [32]byte {
 	t.Helper()
-	h := sha256.New()
-	put := func(b []byte) {
-		var n [4]byte
-		n[0], n[1], n[2], n[3] = byte(len(b)>>24), byte(len(b)>>16), byte(len(b)>>8), byte(len(b))
-		h.Write(n[:])
-		h.Write(b)
-	}
-	ctx, err := g.ctx.MarshalBinary()
+	b, err := g.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	put(ctx)
-	rt, err := g.RatchetTree()
-	if err != nil {
-		t.Fatal(err)
-	}
-	put(rt)
-	nodes := g.priv.Nodes()
-	slices.Sort(nodes)
-	for _, x := range nodes {
-		kb, err := g.priv.Key(x).Bytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		put([]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
-		put(kb)
-		put(g.priv.PathSecret(x))
-	}
-	e := g.secrets
-	for _, s := range [][]byte{e.JoinerSecret, e.WelcomeSecret, e.SenderDataSecret, e.EncryptionSecret, e.ExporterSecret,
-		e.ExternalSecret, e.ConfirmationKey, e.MembershipKey, e.ResumptionPSK, e.EpochAuthenticator, e.InitSecret, g.interim, g.tag} {
-		put(s)
-	}
-	st, err := g.framer.secretTree.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	put(st)
-	for _, c := range g.proposals {
-		put(c.ref)
-	}
-	put([]byte{boolByte(g.removed), boolByte(g.reinit != nil)})
-	var out [32]byte
-	copy(out[:], h.Sum(nil))
-	return out
-}
-
-func boolByte(b bool) byte {
-	if b {
-		return 1
-	}
-	return 0
+	return sha256.Sum256(b)
 }
 
 // steal returns an independent copy of g's whole state, as an attacker who
-// read the member's storage would hold: the secret tree goes through its
-// serialized form so that the copy shares nothing mutable with g.
+// read the member's storage would hold: it goes through the serialized
+// form, so the copy shares nothing with g.
 func steal(t testing.TB, g *Group) *Group {
 	t.Helper()
-	c := g.clone()
-	b, err := g.framer.secretTree.MarshalBinary()
+	b, err := g.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := keyschedule.UnmarshalSecretTree(b)
+	c, err := UnmarshalGroup(b, &g.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := *g.framer
-	f.secretTree = st
-	c.framer = &f
 	return c
 }
 
