@@ -1,10 +1,12 @@
 package ratchet
 
-// Specification constants (Double Ratchet §3.2, §4, §5.2; FIPS 203).
+// Specification constants (Double Ratchet §3.1, §4, §5.2; FIPS 203).
 const (
-	// MaxSkip is MAX_SKIP (Double Ratchet §3.2, §3.5): the most message keys
-	// one header may make the receiver skip in a single chain. It is checked
-	// before any key is derived.
+	// MaxSkip is MAX_SKIP (defined in Double Ratchet §3.1, used by
+	// SkipMessageKeys in §3.5 and §4.6: "if state.Nr + MAX_SKIP < until:
+	// raise Error()"): the most message keys one header may make the
+	// receiver skip in a single chain. It is checked before any key is
+	// derived.
 	MaxSkip = 1000
 
 	// kdfCKMessageKey and kdfCKChainKey are the HMAC inputs of KDF_CK
@@ -26,8 +28,8 @@ const (
 )
 
 // KDF labels: HKDF info strings (RFC 5869 §2.3). Double Ratchet §5.2 asks
-// for "an application-specific byte sequence distinct from other uses of
-// HKDF in the application". All of Parley's ratchet labels start with the
+// for "an application-specific byte sequence as HKDF info", "chosen to be
+// distinct from other uses of HKDF in the application". All of Parley's ratchet labels start with the
 // same prefix and differ after it.
 const (
 	// labelKDFRK is the info of KDF_RK_HE (Double Ratchet §4.2, §5.2).

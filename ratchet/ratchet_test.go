@@ -149,16 +149,21 @@ func TestLowOrderRatchetKeyRejected(t *testing.T) {
 }
 
 // TestHeaderEncryption: the wire message shows neither the sender's ratchet
-// public key, nor its KEM encapsulation key, nor its counters (Double
-// Ratchet §4): a passive observer cannot link messages by them.
+// public key, nor its KEM encapsulation key or ciphertext, nor its counters
+// (Double Ratchet §4): a passive observer cannot link messages by them.
+// The counters are checked as part of the header's fixed fields
+// (dh || pn || n || kem, 41 bytes), which must not appear in clear.
 func TestHeaderEncryption(t *testing.T) {
 	alice, bob := newPair(t, hybridBobKEM)
 	for i := range 3 {
 		m := encrypt(t, alice, msg(i))
+		h := openedHeader(t, &alice.hks, m)
+		fixed := h.appendTo(nil)[:headerFixedSize]
 		for name, v := range map[string][]byte{
 			"ratchet public key":      alice.dhsPub[:],
 			"encapsulation key (32B)": alice.pqsEK[100:132],
 			"KEM ciphertext (32B)":    alice.pqCT[100:132],
+			"header fixed fields":     fixed,
 		} {
 			if bytes.Contains(m, v) {
 				t.Fatalf("message %d shows the %s in clear", i, name)
