@@ -114,8 +114,8 @@ const (
 	StatusPending   Status = iota // in the outbox, no relay has it yet
 	StatusSent                    // at least one relay stored it
 	StatusDelivered               // the contact's agent received it
-	StatusRead                    // the contact read it (if they send read receipts)
-	StatusReceived                // an incoming message
+	StatusRead                    // outgoing: the contact read it (if it sends read receipts); incoming: MarkRead was called
+	StatusReceived                // an incoming message not yet marked read
 )
 
 func (s Status) String() string {

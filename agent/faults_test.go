@@ -275,6 +275,12 @@ func TestWhatRelaySees(t *testing.T) {
 		"message 2":             []byte(texts[1]),
 	}
 	secrets["invitation private key"] = bobInv[:32]
+	aliceSecret, err := alice.id.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets["alice's private identity key"] = aliceSecret[1:33]
+	secrets["alice's private agreement key"] = aliceSecret[33:]
 	for i, r := range rs {
 		seen := r.store.all()
 		if len(seen) < 1000 {
@@ -308,7 +314,8 @@ func TestWhatRelaySees(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, what := range []string{"message 1", "message 2", "alice's display name", "bob's display name", "alice's signing key", "bob's signing key"} {
+			for _, what := range []string{"message 1", "message 2", "alice's display name", "bob's display name",
+				"alice's signing key", "bob's signing key", "alice's private identity key", "alice's private agreement key"} {
 				if bytes.Contains(data, secrets[what]) {
 					t.Errorf("%s found in %s", what, strings.TrimPrefix(f, home))
 				}
