@@ -3,6 +3,7 @@ package mls
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/parley-messenger/parley/mls/internal/keyschedule"
 	"github.com/parley-messenger/parley/mls/internal/tree"
@@ -91,7 +92,21 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 		opts = &CommitOptions{}
 	}
 	me := wire.Sender{Type: wire.SenderTypeMember, LeafIndex: uint32(g.myLeaf())}
-	list := make([]resolved, 0, len(g.proposals)+len(opts.Add)+len(opts.Remove))
+	inline, err := g.inlineProposals(opts)
+	if err != nil {
+		return nil, err
+	}
+	list := make([]resolved, 0, len(g.proposals)+len(inline))
+	for _, p := range inline {
+		list = append(list, resolved{p: p, sender: me})
+	}
+	// What the caller asked for must be valid on its own (checked below
+	// when nothing else is cached).
+	if len(g.proposals) > 0 {
+		if err := g.checkList(list, me); err != nil {
+			return nil, err
+		}
+	}
 	forcePath := opts.ForcePath
 	for _, c := range g.proposals {
 		if c.proposal.Type == wire.ProposalTypeUpdate && c.sender == me {
@@ -100,18 +115,15 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 			forcePath = true
 			continue
 		}
-		list = append(list, resolved{p: c.proposal, sender: c.sender, ref: c.ref})
+		// RFC 9420 §12.4.1: the committer leaves out received proposals
+		// that would make the list invalid (a conflicting, stale or
+		// unacceptable proposal must not block every commit of the
+		// epoch).
+		cand := append(slices.Clip(list), resolved{p: c.proposal, sender: c.sender, ref: c.ref})
+		if g.checkList(cand, me) == nil {
+			list = cand
+		}
 	}
-	inline, err := g.inlineProposals(opts)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range inline {
-		list = append(list, resolved{p: p, sender: me})
-	}
-	// RFC 9420 §12.4.1: drop proposals that would make the list invalid?
-	// This member refuses to commit an invalid list instead, so the
-	// caller sees the problem.
 	if err := g.validateProposals(list, me); err != nil {
 		return nil, err
 	}
@@ -196,6 +208,16 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// checkList reports whether list is a valid proposal list for a commit by
+// committer: it passes §12.2 validation and applies cleanly (§12.3, §7.3).
+func (g *Group) checkList(list []resolved, committer wire.Sender) error {
+	if err := g.validateProposals(list, committer); err != nil {
+		return err
+	}
+	_, err := g.applyProposals(g.tree.Clone(), list)
+	return err
 }
 
 // inlineProposals builds the proposals opts asks for.

@@ -334,3 +334,32 @@ func TestEncryptRefusedWithPendingProposals(t *testing.T) {
 	}
 	_ = errors.New
 }
+
+// TestCommitLeavesOutInvalidProposals: a received proposal that conflicts
+// with another (two Removes of one leaf) does not block the epoch: the
+// committer leaves it out and the others accept the commit.
+func TestCommitLeavesOutInvalidProposals(t *testing.T) {
+	ms := newTestGroup(t, MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, 4, true)
+	for _, from := range []int{0, 1} {
+		p, err := ms[from].g.ProposeRemove(3, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range ms {
+			if i != from {
+				if _, err := m.g.ProcessMessage(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	commitAndDeliver(t, ms, 2, nil)
+	if !ms[3].g.Removed() {
+		t.Fatal("remove not committed")
+	}
+	checkAgree(t, ms)
+	// An invalid inline request is still an error for the caller.
+	if _, err := ms[0].g.Commit(&CommitOptions{Remove: []uint32{0}}); err == nil {
+		t.Fatal("commit removing the committer accepted")
+	}
+}

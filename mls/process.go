@@ -357,8 +357,9 @@ func (g *Group) Encrypt(plaintext, aad []byte) ([]byte, error) {
 		return nil, err
 	}
 	if len(g.proposals) > 0 {
-		// RFC 9420 §12.2: a member that has received proposals MUST NOT
-		// send application data before the commit covering them.
+		// Parley policy (as OpenMLS does): no application data while
+		// proposals of this epoch await their commit, so that nothing is
+		// sent under a membership the group has proposed to change.
 		return nil, errors.New("mls: encrypt: proposals are pending; commit them first")
 	}
 	content := &wire.FramedContent{
