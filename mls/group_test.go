@@ -2,7 +2,6 @@ package mls
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"testing"
 )
@@ -332,7 +331,6 @@ func TestEncryptRefusedWithPendingProposals(t *testing.T) {
 	if _, err := ms[1].g.Encrypt([]byte("x"), nil); err == nil {
 		t.Fatal("application data sent with proposals pending")
 	}
-	_ = errors.New
 }
 
 // TestCommitLeavesOutInvalidProposals: a received proposal that conflicts
