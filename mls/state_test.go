@@ -61,3 +61,60 @@ func TestStateRoundTrip(t *testing.T) {
 		})
 	}
 }
+
+// TestStoredKeyPackageJoins stores a KeyPackage (with its signer) before it
+// is used and joins with the reloaded copy.
+func TestStoredKeyPackageJoins(t *testing.T) {
+	for _, cs := range testSuites {
+		t.Run(cs.String(), func(t *testing.T) {
+			ms := newTestGroup(t, cs, 2, true)
+			kp, err := newSigner(t, cs, "later").NewKeyPackage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, err := kp.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			loaded, err := UnmarshalKeyPackage(stored)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again, err := loaded.MarshalBinary(); err != nil || !bytes.Equal(again, stored) {
+				t.Fatalf("stored key package does not re-encode identically (%v)", err)
+			}
+			sb, err := loaded.Signer().MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := UnmarshalSigner(sb); err != nil {
+				t.Fatal(err)
+			}
+			res := commitAndDeliver(t, ms, 0, &CommitOptions{Add: [][]byte{kp.Bytes()}, RatchetTreeInWelcome: true})
+			g, err := Join(loaded, res.Welcome, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms = append(ms, &member{name: "later", signer: loaded.Signer(), g: g})
+			checkAgree(t, ms)
+			checkMessaging(t, ms)
+			// A stored KeyPackage whose private key was swapped is refused.
+			other, err := newSigner(t, cs, "other").NewKeyPackage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			swapped := *kp
+			swapped.leafPriv = other.leafPriv
+			sw, err := swapped.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := UnmarshalKeyPackage(sw); err == nil {
+				t.Fatal("key package with a foreign leaf key accepted")
+			}
+			if _, err := UnmarshalKeyPackage(append(stored[:len(stored):len(stored)], 0)); err == nil {
+				t.Fatal("trailing byte accepted")
+			}
+		})
+	}
+}
