@@ -318,6 +318,24 @@ func BenchmarkGroup(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				// Noise-free measures of the work: the commit's size and
+				// the number of HPKE encryptions of its path.
+				var m wire.MLSMessage
+				if err := m.UnmarshalBinary(res.Commit); err != nil {
+					b.Fatal(err)
+				}
+				hpke := 0
+				if up := m.PublicMessage.Content.Commit.Path; up != nil {
+					for _, node := range up.Nodes {
+						hpke += len(node.EncryptedPathSecret)
+					}
+				}
+				b.Run(op.name+"/size", func(b *testing.B) {
+					for b.Loop() {
+					}
+					b.ReportMetric(float64(len(res.Commit)), "B/commit")
+					b.ReportMetric(float64(hpke), "HPKE/commit")
+				})
 				b.Run(op.name+"/process", func(b *testing.B) {
 					for i := 0; i < b.N; i++ {
 						b.StopTimer()
