@@ -171,11 +171,45 @@ func parseX25519Public(kind string, b []byte) (*ecdh.PublicKey, error) {
 	if len(b) != 32 {
 		return nil, fmt.Errorf("identity: %s: want 32 bytes, got %d: %w", kind, len(b), ErrInvalidKey)
 	}
+	if !IsCanonicalX25519(b) {
+		return nil, fmt.Errorf("identity: %s: non-canonical X25519 encoding: %w", kind, ErrInvalidKey)
+	}
 	k, err := ecdh.X25519().NewPublicKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %s: %w", kind, ErrInvalidKey)
 	}
 	return k, nil
+}
+
+// IsCanonicalX25519 reports whether b is the canonical encoding of an
+// X25519 public key: 32 bytes holding a little-endian u-coordinate below
+// p = 2^255 - 19 (so the top bit is clear too). The X25519 function masks
+// the top bit and reduces u modulo p (RFC 7748 §5), so without this check
+// several byte strings (with the top bit flipped, or u + p) act as one key.
+// PQXDH §2.1 asks for a DecodeEC that is the inverse of EncodeEC; Parley
+// refuses every other encoding, so that no one can re-encode a key in a
+// signed or transmitted structure and have it still work (crypto/ecdh never
+// produces a non-canonical one). The check is on public data and need not
+// be constant-time.
+func IsCanonicalX25519(b []byte) bool {
+	if len(b) != 32 {
+		return false
+	}
+	// Compare with p, most significant byte first: p is 0x7f, then thirty
+	// 0xff bytes, then 0xed, in big-endian order.
+	for i := 31; i >= 0; i-- {
+		var pi byte = 0xff
+		switch i {
+		case 31:
+			pi = 0x7f
+		case 0:
+			pi = 0xed
+		}
+		if b[i] != pi {
+			return b[i] < pi
+		}
+	}
+	return false // b == p
 }
 
 func equalX25519Public(a, b *ecdh.PublicKey) bool {

@@ -203,3 +203,39 @@ var (
 	_ *ecdh.PrivateKey = AgreementPrivateKey{}.ECDH()
 	_                  = ed25519.PublicKeySize
 )
+
+// TestX25519NonCanonicalRefused: X25519 ignores the top bit and reduces u
+// modulo p (RFC 7748 §5), so several byte strings act as one key; every
+// X25519 decoder refuses all but the canonical one (u < p, top bit clear),
+// so a key in a signed or transmitted structure cannot be re-encoded.
+func TestX25519NonCanonicalRefused(t *testing.T) {
+	good := mustGenerate(t).Public().AgreementKey().Bytes()
+	flipped := bytes.Clone(good)
+	flipped[31] |= 0x80
+	p := append([]byte{0xed}, bytes.Repeat([]byte{0xff}, 30)...)
+	p = append(p, 0x7f)
+	pPlus1 := bytes.Clone(p)
+	pPlus1[0] = 0xee
+	pMinus1 := bytes.Clone(p)
+	pMinus1[0] = 0xec
+	top := bytes.Repeat([]byte{0xff}, 32) // 2^256 - 1
+	for name, b := range map[string][]byte{"top bit set": flipped, "p": p, "p+1": pPlus1, "2^256-1": top} {
+		if IsCanonicalX25519(b) {
+			t.Errorf("%s: IsCanonicalX25519 = true", name)
+		}
+		if _, err := NewAgreementPublicKey(b); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("%s: NewAgreementPublicKey: err = %v, want ErrInvalidKey", name, err)
+		}
+		if _, err := NewPrekeyPublicKey(b); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("%s: NewPrekeyPublicKey: err = %v, want ErrInvalidKey", name, err)
+		}
+	}
+	for name, b := range map[string][]byte{"generated": good, "p-1": pMinus1, "zero": make([]byte, 32)} {
+		if !IsCanonicalX25519(b) {
+			t.Errorf("%s: IsCanonicalX25519 = false", name)
+		}
+		if _, err := NewAgreementPublicKey(b); err != nil {
+			t.Errorf("%s: NewAgreementPublicKey: %v", name, err)
+		}
+	}
+}

@@ -108,6 +108,12 @@ func ParseInitialMessage(data []byte) (*InitialMessage, error) {
 		!s.ReadUint32(&n) || uint64(n) != uint64(len(s)) || !s.ReadBytes(&payload, int(n)) {
 		return nil, fmt.Errorf("pqxdh: parsing initial message: bad length: %w", ErrMalformed)
 	}
+	// EK must be canonical (identity.IsCanonicalX25519): X25519 ignores
+	// the top bit, so a flipped bit would give a second initial message
+	// deriving the same SK.
+	if !identity.IsCanonicalX25519(ekRaw) {
+		return nil, fmt.Errorf("pqxdh: parsing initial message: ephemeral key: non-canonical X25519 encoding: %w", ErrMalformed)
+	}
 	if m.EphemeralKey, err = ecdh.X25519().NewPublicKey(ekRaw); err != nil {
 		return nil, fmt.Errorf("pqxdh: parsing initial message: ephemeral key: %w", ErrMalformed)
 	}

@@ -253,6 +253,11 @@ func TestPQXDHAllZeroDH(t *testing.T) {
 func TestPQXDHMalformedInitialMessage(t *testing.T) {
 	alice, bob := newParty(t), newParty(t)
 	_, msg := initiate(t, alice, bob.bundle(t, true), []byte("payload"))
+	flip := func(off int) []byte {
+		c := bytes.Clone(msg)
+		c[off] ^= 0x80
+		return c
+	}
 	set := func(off int, v uint32) []byte {
 		c := bytes.Clone(msg)
 		binary.BigEndian.PutUint32(c[off:], v)
@@ -272,6 +277,9 @@ func TestPQXDHMalformedInitialMessage(t *testing.T) {
 		"unknown opk":     {set(5, 999), pqxdh.ErrUnknownPrekey},
 		"unknown kem":     {set(9, 999), pqxdh.ErrUnknownPrekey},
 		"payload too big": {set(len(msg)-len("payload")-4, uint32(len("payload")+1)), pqxdh.ErrMalformed},
+		// X25519 ignores the top bit: accepted, this second encoding of EK
+		// would derive the same SK (a malleable initial message).
+		"ephemeral key top bit": {flip(13 + 128 + 31), pqxdh.ErrMalformed},
 	}
 	before := bob.storeBytes(t)
 	for name, c := range cases {
