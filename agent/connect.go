@@ -323,8 +323,10 @@ func (c *contactRecord) public() Contact {
 	}
 }
 
-// secureAction is a queue to secure after a handshake commits.
-type secureAction struct {
+// queueAction is a relay command to run once a delivery's transaction
+// has committed: secure a queue with a sender key, or (key nil) delete a
+// queue the connection no longer uses.
+type queueAction struct {
 	relay string
 	queue queueRecord
 	key   *ecdh.PublicKey
@@ -333,7 +335,7 @@ type secureAction struct {
 // handleHandshake processes an initial message on an invitation's queue
 // (PQXDH §3.4). It runs inside the delivery's transaction; nothing is
 // written unless every step succeeds.
-func (a *Agent) handleHandshake(tx *localstore.Tx, qr *queueRecord, env *envelope) ([]Event, []secureAction, error) {
+func (a *Agent) handleHandshake(tx *localstore.Tx, qr *queueRecord, env *envelope) ([]Event, []queueAction, error) {
 	if env.Type != envHandshake {
 		return nil, nil, errors.New("agent: ratchet message on an invitation queue")
 	}
@@ -409,7 +411,7 @@ func (a *Agent) handleHandshake(tx *localstore.Tx, qr *queueRecord, env *envelop
 		return nil, nil, err
 	}
 	// The invitation is used up: its queues now belong to the contact.
-	var secure []secureAction
+	var secure []queueAction
 	for i, key := range inv.Queues {
 		var q queueRecord
 		if err := getJSON(tx, tblQueues, key, &q); err != nil {
@@ -423,7 +425,7 @@ func (a *Agent) handleHandshake(tx *localstore.Tx, qr *queueRecord, env *envelop
 		if err != nil {
 			return nil, nil, err
 		}
-		secure = append(secure, secureAction{relay: q.Relay, queue: q, key: pub})
+		secure = append(secure, queueAction{relay: q.Relay, queue: q, key: pub})
 	}
 	if err := tx.Delete(tblInvites, []byte(inv.ID)); err != nil {
 		return nil, nil, err

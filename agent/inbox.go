@@ -29,7 +29,15 @@ func (e dropError) Unwrap() error { return e.err }
 // between redelivers it and de-duplication drops the copy.
 func (a *Agent) handleDelivery(addr string, cl *client.Client, d client.Delivery) {
 	if d.Ended {
-		a.events.push(Event{Type: EventError, Relay: addr, Err: errors.New("agent: a queue subscription ended (subscribed elsewhere or deleted)")})
+		// A queue this agent deleted (after a rotation) ends quietly;
+		// any other was taken over by another subscriber or deleted.
+		known := a.store.View(func(tx *localstore.Tx) error {
+			_, err := tx.Get(tblQueues, queueKey(addr, d.Queue[:]))
+			return err
+		}) == nil
+		if known {
+			a.events.push(Event{Type: EventError, Relay: addr, Err: errors.New("agent: a queue subscription ended (another agent subscribed, or the queue was deleted)")})
+		}
 		return
 	}
 	events, secure, qr, err := a.processBlock(addr, d.Queue, d.Payload)
@@ -40,7 +48,7 @@ func (a *Agent) handleDelivery(addr string, cl *client.Client, d client.Delivery
 		}
 	}
 	for _, s := range secure {
-		a.secureQueue(s)
+		a.queueCommand(s)
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, a.opts.SendTimeout)
 	if rq, qerr := qr.recipientQueue(); qerr == nil {
@@ -58,10 +66,10 @@ func (a *Agent) handleDelivery(addr string, cl *client.Client, d client.Delivery
 // not decrypting, for a used invitation): nothing was changed except that
 // its hash is remembered, so its copies from other relays are dropped
 // before any decryption. Any other error changed nothing at all.
-func (a *Agent) processBlock(addr string, queue client.ID, payload []byte) ([]Event, []secureAction, queueRecord, error) {
+func (a *Agent) processBlock(addr string, queue client.ID, payload []byte) ([]Event, []queueAction, queueRecord, error) {
 	dedup := sha256.Sum256(payload)
 	var events []Event
-	var secure []secureAction
+	var secure []queueAction
 	var qr queueRecord
 	a.op.Lock()
 	defer a.op.Unlock()
@@ -86,7 +94,7 @@ func (a *Agent) processBlock(addr string, queue client.ID, payload []byte) ([]Ev
 		case ownerInvite:
 			events, secure, err = a.handleHandshake(tx, &qr, env)
 		case ownerContact:
-			events, err = a.handleRatchet(tx, &qr, env)
+			events, secure, err = a.handleRatchet(tx, &qr, env)
 		default:
 			err = errors.New("agent: stored queue has no owner")
 		}
@@ -105,7 +113,7 @@ func (a *Agent) processBlock(addr string, queue client.ID, payload []byte) ([]Ev
 	return events, secure, qr, err
 }
 
-func (a *Agent) secureQueue(s secureAction) {
+func (a *Agent) queueCommand(s queueAction) {
 	cl := a.connected(s.relay)
 	rq, err := s.queue.recipientQueue()
 	if cl == nil || err != nil {
@@ -113,38 +121,44 @@ func (a *Agent) secureQueue(s secureAction) {
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, a.opts.SendTimeout)
 	defer cancel()
-	if err := cl.Secure(ctx, rq, s.key); err != nil && a.ctx.Err() == nil {
-		a.events.push(Event{Type: EventError, Relay: s.relay, Err: fmt.Errorf("agent: secure queue: %w", err)})
+	if s.key == nil {
+		err = cl.Delete(ctx, rq)
+	} else {
+		err = cl.Secure(ctx, rq, s.key)
+	}
+	if err != nil && a.ctx.Err() == nil {
+		a.events.push(Event{Type: EventError, Relay: s.relay, Err: fmt.Errorf("agent: queue command: %w", err)})
 	}
 }
 
 // handleRatchet decrypts a ratchet message on a contact's queue (Double
 // Ratchet §3.5; the session is unchanged if it fails) and applies it.
-func (a *Agent) handleRatchet(tx *localstore.Tx, qr *queueRecord, env *envelope) ([]Event, error) {
+func (a *Agent) handleRatchet(tx *localstore.Tx, qr *queueRecord, env *envelope) ([]Event, []queueAction, error) {
 	if env.Type != envRatchet {
-		return nil, errors.New("agent: handshake on an established connection's queue")
+		return nil, nil, errors.New("agent: handshake on an established connection's queue")
 	}
 	id := ContactID(qr.OwnerID)
 	var c contactRecord
 	if err := getJSON(tx, tblContacts, []byte(id), &c); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sess, err := a.loadSession(tx, id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pt, err := sess.Decrypt(env.Body)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m, err := parseMessage(pt)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := a.saveSession(tx, id, sess); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var events []Event
+	var retired []queueAction
 	contactChanged := false
 	if !c.Connected {
 		c.Connected = true
@@ -154,7 +168,7 @@ func (a *Agent) handleRatchet(tx *localstore.Tx, qr *queueRecord, env *envelope)
 	case kindHello:
 		h, err := parseHello(m.Body)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		c.DisplayName = h.Name
 		contactChanged = true
@@ -165,7 +179,7 @@ func (a *Agent) handleRatchet(tx *localstore.Tx, qr *queueRecord, env *envelope)
 		}
 		order, err := nextCounter(tx, "order")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		now := time.Now()
 		rec := messageRecord{
@@ -176,19 +190,19 @@ func (a *Agent) handleRatchet(tx *localstore.Tx, qr *queueRecord, env *envelope)
 			rec.ExpiresAt = now.Add(c.Disappear)
 		}
 		if err := putJSONGrouped(tx, tblMessages, []byte(id), []byte(mid), rec); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// Delivery receipt, always.
 		r := receipt{Status: receiptDelivered, IDs: [][msgIDSize]byte{m.ID}}
 		if err := a.sendLocked(tx, &c, kindReceipt, r.marshal(), ""); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		pub := rec.public()
 		events = append(events, Event{Type: EventMessage, Message: &pub})
 	case kindReceipt:
 		r, err := parseReceipt(m.Body)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		status := StatusDelivered
 		if r.Status == receiptRead {
@@ -205,43 +219,50 @@ func (a *Agent) handleRatchet(tx *localstore.Tx, qr *queueRecord, env *envelope)
 			}
 			rec.Status = status
 			if err := putJSONGrouped(tx, tblMessages, []byte(id), []byte(mid), rec); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			pub := rec.public()
 			events = append(events, Event{Type: EventStatus, Message: &pub})
 		}
 	case kindTyping:
 		if len(m.Body) != 1 {
-			return nil, errMalformed
+			return nil, nil, errMalformed
 		}
 		pub := c.public()
 		events = append(events, Event{Type: EventTyping, Contact: &pub, Typing: m.Body[0] == 1})
 	case kindTimer:
 		d, err := parseTimer(m.Body)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		c.Disappear = d
 		contactChanged = true
 	case kindQueues:
 		h, err := parseHello(m.Body)
 		if err != nil || len(h.Queues) < 2 {
-			return nil, errors.New("agent: queue rotation names fewer than two queues")
+			return nil, nil, errors.New("agent: queue rotation names fewer than two queues")
 		}
 		for _, q := range h.Queues {
 			if len(q.AuthKey) == 0 {
-				return nil, errors.New("agent: queue rotation: queue without a sender key")
+				return nil, nil, errors.New("agent: queue rotation: queue without a sender key")
 			}
 		}
 		c.SendQueues = h.Queues
 		contactChanged = true
+		if err := retarget(tx, c.ID, h.Queues); err != nil {
+			return nil, nil, err
+		}
 	}
 	// A message on a new queue after a rotation: the old queues are no
 	// longer used by the contact and can go.
 	if len(c.OldQueues) > 0 && !slices.ContainsFunc(c.OldQueues, func(k []byte) bool { return bytes.Equal(k, queueKey(qr.Relay, qr.RecipientID)) }) {
 		for _, k := range c.OldQueues {
+			var old queueRecord
+			if err := getJSON(tx, tblQueues, k, &old); err == nil {
+				retired = append(retired, queueAction{relay: old.Relay, queue: old})
+			}
 			if err := tx.Delete(tblQueues, k); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		c.OldQueues = nil
@@ -249,12 +270,53 @@ func (a *Agent) handleRatchet(tx *localstore.Tx, qr *queueRecord, env *envelope)
 	}
 	if contactChanged {
 		if err := putJSON(tx, tblContacts, []byte(id), c); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		pub := c.public()
 		events = append(events, Event{Type: EventContactUpdated, Contact: &pub})
 	}
-	return events, nil
+	return events, retired, nil
+}
+
+// retarget applies a peer's queue rotation to the outbox: copies still
+// due to queues the peer has left are dropped, and an envelope that has
+// reached no relay yet is addressed to the new queues instead.
+func retarget(tx *localstore.Tx, id ContactID, queues []sendQueue) error {
+	var entries []outboxRecord
+	err := tx.List(tblOutbox, func(_, v []byte) error {
+		var o outboxRecord
+		if err := unmarshalJSON(v, &o); err != nil {
+			return err
+		}
+		if o.Contact == id {
+			entries = append(entries, o)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, o := range entries {
+		sent := false
+		for i := range o.Targets {
+			t := &o.Targets[i]
+			sent = sent || t.Done
+			if !t.Done && !t.Failed && !slices.ContainsFunc(queues, func(q sendQueue) bool { return q.SenderID == t.Queue.SenderID }) {
+				t.Failed = true
+			}
+		}
+		if !sent {
+			for _, q := range queues {
+				if !slices.ContainsFunc(o.Targets, func(t outboxTarget) bool { return t.Queue.SenderID == q.SenderID }) {
+					o.Targets = append(o.Targets, outboxTarget{Queue: q})
+				}
+			}
+		}
+		if err := putJSON(tx, tblOutbox, []byte(o.ID), o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *messageRecord) public() Message {

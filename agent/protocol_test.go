@@ -7,6 +7,7 @@ import (
 
 	"github.com/parley-messenger/parley/identity"
 	"github.com/parley-messenger/parley/internal/leakcheck"
+	"github.com/parley-messenger/parley/relay/store"
 )
 
 // TestInvitationOneUse: an invitation accepted once cannot be accepted
@@ -214,6 +215,20 @@ func TestQueueRotation(t *testing.T) {
 	defer bob.close()
 	bobsAlice, alicesBob := connect(t, ctx, alice, bob)
 
+	// Bob's queues on relay 0 before the rotation.
+	var oldIDs [][]byte
+	bob.store.View(func(tx *localstoreTx) error {
+		return tx.List(tblQueues, func(_, v []byte) error {
+			var q queueRecord
+			if err := unmarshalJSON(v, &q); err == nil && q.Relay == rs[0].addr {
+				oldIDs = append(oldIDs, q.RecipientID)
+			}
+			return nil
+		})
+	})
+	if len(oldIDs) != 1 {
+		t.Fatalf("bob has %d queues on relay 0, want 1", len(oldIDs))
+	}
 	if err := bob.RotateQueues(ctx, alicesBob, []string{rs[1].addr, rs[2].addr}); err != nil {
 		t.Fatal(err)
 	}
@@ -221,20 +236,29 @@ func TestQueueRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.waitMessage(ctx, "moved")
-	if err := alice.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	waitOutboxEmpty(t, alice)
-	// Bob has left relay 0: alice's messages still reach him.
-	rs[0].stop()
 	if _, err := alice.Send(ctx, bobsAlice, "after rotation"); err != nil {
 		t.Fatal(err)
 	}
 	bob.waitMessage(ctx, "after rotation")
+	// Bob used the new queues: the old one is deleted from relay 0.
+	for {
+		_, err := rs[0].store.QueueByRecipient(ctx, store.ID(oldIDs[0]))
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("bob's old queue is still on relay 0")
+		case <-afterShort():
+		}
+	}
+	// Bob has left relay 0: alice's messages reach him without it.
+	rs[0].stop()
 	if _, err := alice.Send(ctx, bobsAlice, "again"); err != nil {
 		t.Fatal(err)
 	}
 	bob.waitMessage(ctx, "again")
+	bob.assertNoErrors()
 	// Alice's outbox holds nothing for the old relay.
 	waitOutboxEmpty(t, alice)
 }

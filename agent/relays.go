@@ -362,9 +362,13 @@ func newQueueRecord(relay string, rq *client.RecipientQueue, owner, ownerID stri
 	}
 }
 
-// createQueues makes one new queue on each of n reachable relays of the
-// list (preferring those in prefer's order, then the rest), returning the
-// queues and their relays.
+// queuesPerDirection is how many queues one direction of a connection
+// uses when the list has that many relays (at least Options.MinRelays).
+const queuesPerDirection = 3
+
+// createQueues makes one new queue on each of at least n, at most
+// max(n, queuesPerDirection), reachable relays of the list, in list order,
+// and returns the queues and their relays.
 func (a *Agent) createQueues(ctx context.Context, n int) ([]string, []*client.RecipientQueue, error) {
 	var addrs []string
 	err := a.store.View(func(tx *localstore.Tx) error {
@@ -403,9 +407,21 @@ func (a *Agent) createQueues(ctx context.Context, n int) ([]string, []*client.Re
 	var relays []string
 	var qs []*client.RecipientQueue
 	var errs []error
+	// At most queuesPerDirection queues: enough redundancy, without
+	// spreading the connection's metadata over every relay of the list.
+	limit := min(max(n, queuesPerDirection), MaxQueues)
 	for _, r := range results {
 		if r.err != nil {
 			errs = append(errs, r.err)
+			continue
+		}
+		if len(qs) == limit {
+			// Created but not needed: delete it again (best effort).
+			if cl := a.connected(r.addr); cl != nil {
+				dctx, cancel := context.WithTimeout(ctx, a.opts.SendTimeout)
+				cl.Delete(dctx, r.q)
+				cancel()
+			}
 			continue
 		}
 		relays = append(relays, r.addr)
