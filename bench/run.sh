@@ -6,6 +6,7 @@
 #
 #   bench/run.sh                 # COUNT=6 rounds, about 10-15 minutes on 2 cores
 #   COUNT=10 OUT=/tmp/b bench/run.sh
+#   MAIN_PKGS="ratchet pqxdh" bench/run.sh   # which main-module packages to include
 #
 # Each test binary is built once, then run COUNT times with -test.count=1,
 # one round after another: every benchmark gets COUNT samples (as with
@@ -26,7 +27,7 @@ go test -c -o "$OUT/relaynats.test" ./relaynats
 # The main module's own benchmarks are extra context: a package that does
 # not build (or whose TestMain fails) is reported and skipped.
 mainpkgs=()
-for pkg in ratchet pqxdh relay; do
+for pkg in ${MAIN_PKGS-ratchet pqxdh relay}; do
 	if (cd .. && go test -c -o "$OUT/main-$pkg.test" "./$pkg"); then
 		mainpkgs+=("$pkg")
 	else
@@ -35,11 +36,12 @@ for pkg in ratchet pqxdh relay; do
 done
 rm -f "$OUT"/*.txt
 
-# bench runs one test binary from its package directory, appending to a file.
+# bench runs one test binary from its package directory, appending to a
+# file; a benchmark still running after 5 minutes is a hang and fails.
 bench() {
 	local dir=$1 bin=$2 out=$3
 	shift 3
-	(cd "$dir" && "$OUT/$bin" -test.run '^$' -test.count 1 -test.benchmem "$@") >>"$OUT/$out"
+	(cd "$dir" && "$OUT/$bin" -test.run '^$' -test.count 1 -test.benchmem -test.timeout 5m "$@") >>"$OUT/$out"
 }
 
 for round in $(seq "$COUNT"); do

@@ -98,6 +98,7 @@ func benchLSSetup(b *testing.B) {
 	pt := payload()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer cpu(b)()
 	for i := range b.N {
 		if _, _, err := lsSetup(ser, alice, bob, pks[i], pt, false); err != nil {
 			b.Fatal(err)
@@ -125,6 +126,7 @@ func benchParleySetup(b *testing.B) {
 	pt := payload()
 	b.ReportAllocs()
 	b.ResetTimer()
+	defer cpu(b)()
 	for i := range b.N {
 		if _, _, err := parleySetup(alice, bob, bundles[i], pt); err != nil {
 			b.Fatal(err)
@@ -152,6 +154,7 @@ func benchSymmetric(b *testing.B, im impl) {
 	a, z := mustPair(b, im, false)
 	pt := payload()
 	b.ReportAllocs()
+	defer cpu(b)()
 	for b.Loop() {
 		if err := exchange(a, z, pt); err != nil {
 			b.Fatal(err)
@@ -190,6 +193,7 @@ func benchPingPong(b *testing.B, im impl, persist bool) {
 	pt := payload()
 	b.ReportAllocs()
 	i := 0
+	defer cpu(b)()
 	for b.Loop() {
 		from, to := a, z
 		if i%2 == 1 {
@@ -210,6 +214,7 @@ func BenchmarkState(b *testing.B) {
 		b.Run(im.mode+"/impl="+im.name, func(b *testing.B) {
 			a, _ := mustPair(b, im, false)
 			b.ReportAllocs()
+			defer cpu(b)()
 			for b.Loop() {
 				if err := a.roundTripState(); err != nil {
 					b.Fatal(err)

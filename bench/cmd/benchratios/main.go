@@ -64,6 +64,24 @@ func (s samples) median(name, unit string) (float64, bool) {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2, true
 }
 
+// best returns the least-disturbed sample of name in unit: the minimum for
+// a cost (ns/op, µs), the maximum for a rate (msgs/s). On a shared machine
+// the noise from other processes only ever slows a benchmark down, so the
+// best of the rounds is the closest to the code's own cost.
+func (s samples) best(name, unit string) (float64, bool) {
+	v := s[name][unit]
+	if len(v) == 0 {
+		return 0, false
+	}
+	if strings.HasSuffix(unit, "/s") {
+		return slices.Max(v), true
+	}
+	return slices.Min(v), true
+}
+
+// stat is median or best.
+type stat func(s samples, name, unit string) (float64, bool)
+
 // term is count calls of one primitive (a sub-benchmark of
 // BenchmarkPrimitive in bench/cryptocore).
 type term struct {
@@ -80,35 +98,37 @@ func plus(parts ...[]term) []term {
 }
 
 // The primitives each operation must perform, per message, with Parley's
-// design (AES-256-GCM with a fresh key per message key and header-key use;
-// header encryption per Double Ratchet §4; 41-byte headers without the KEM
-// step, 2,313-byte headers with it; docs/BENCHMARKS.md explains each line).
+// design, counted for the cheapest correct implementation: AES-256-GCM with
+// a fresh key schedule per message key (each is used once) but header keys
+// kept expanded (one serves a whole chain); header encryption per Double
+// Ratchet §4 with 41-byte headers without the KEM step and 2,313-byte
+// headers with it. docs/BENCHMARKS.md explains each line.
 var (
-	// A message on a symmetric chain: KDF_CK at both ends (two
-	// HMAC-SHA256 each, §5.2), a random header nonce, the header sealed
-	// and opened, the 256-byte body sealed and opened.
+	// A message on a symmetric chain: one KDF_CK step at each end (§5.2),
+	// a random header nonce, the header sealed and opened, the 256-byte
+	// body sealed and opened under the message key.
 	symmetricDH = []term{
-		{"HMAC-SHA256", 4}, {"random-12B", 1},
-		{"AES256GCM-seal-41", 1}, {"AES256GCM-open-41", 1},
+		{"KDF_CK", 2}, {"random-12B", 1},
+		{"AES256GCM-hdrseal-41", 1}, {"AES256GCM-hdropen-41", 1},
 		{"AES256GCM-seal-256", 1}, {"AES256GCM-open-256", 1},
 	}
 	symmetricPQ = []term{
-		{"HMAC-SHA256", 4}, {"random-12B", 1},
-		{"AES256GCM-seal-2313", 1}, {"AES256GCM-open-2313", 1},
+		{"KDF_CK", 2}, {"random-12B", 1},
+		{"AES256GCM-hdrseal-2313", 1}, {"AES256GCM-hdropen-2313", 1},
 		{"AES256GCM-seal-256", 1}, {"AES256GCM-open-256", 1},
 	}
 	// A message carrying a new ratchet key adds, at the receiver, the failed
 	// header open under HKr before NHKr opens it (§4.6) and the DH ratchet
 	// step (§3.5): DH, KDF_RK, GENERATE_DH, DH, KDF_RK.
 	dhStep = []term{
-		{"AES256GCM-openfail-41", 1}, {"X25519-ECDH", 2}, {"X25519-keygen", 1},
+		{"AES256GCM-hdropenfail-41", 1}, {"X25519-ECDH", 2}, {"X25519-keygen", 1},
 		{"HKDF-SHA256-96B", 2},
 	}
 	// With the KEM step (SimpleX PQ2HE): decapsulate the header's
 	// ciphertext, generate a new ML-KEM-768 key pair, parse the peer's
 	// encapsulation key and encapsulate to it; KDF_RK takes DH || SS.
 	pqStep = []term{
-		{"AES256GCM-openfail-2313", 1}, {"X25519-ECDH", 2}, {"X25519-keygen", 1},
+		{"AES256GCM-hdropenfail-2313", 1}, {"X25519-ECDH", 2}, {"X25519-keygen", 1},
 		{"HKDF-SHA256-96B-ikm64", 2},
 		{"MLKEM768-decaps", 1}, {"MLKEM768-keygen", 1},
 		{"MLKEM768-parse-encaps-key", 1}, {"MLKEM768-encaps", 1},
@@ -134,17 +154,17 @@ var (
 		{"HKDF-SHA256-PQXDH", 2},
 		{"X25519-keygen", 2}, {"X25519-ECDH", 3}, {"HKDF-SHA256-96B", 2}, {"HKDF-SHA256-96B-ikm64", 1},
 		{"MLKEM768-keygen", 2}, {"MLKEM768-parse-encaps-key", 1}, {"MLKEM768-encaps", 1},
-		{"HMAC-SHA256", 4}, {"random-12B", 1},
-		{"AES256GCM-seal-1225", 1}, {"AES256GCM-open-1225", 1},
+		{"KDF_CK", 2}, {"random-12B", 1},
+		{"AES256GCM-hdrseal-1225", 1}, {"AES256GCM-hdropen-1225", 1},
 		{"AES256GCM-seal-256", 1}, {"AES256GCM-open-256", 1},
 	}
 )
 
-// lowerBound sums the median costs of ts, in ns.
-func (s samples) lowerBound(ts []term) (float64, error) {
+// lowerBound sums the costs of ts (each taken with st in unit), in ns.
+func (s samples) lowerBound(ts []term, st stat, costUnit string) (float64, error) {
 	var sum float64
 	for _, t := range ts {
-		v, ok := s.median("Primitive/"+t.prim, "ns/op")
+		v, ok := st(s, "Primitive/"+t.prim, costUnit)
 		if !ok {
 			return 0, fmt.Errorf("no samples for primitive %s", t.prim)
 		}
@@ -202,10 +222,20 @@ func main() {
 }
 
 func coreTables(s samples) error {
-	fmt.Println("Parley against its primitive lower bound (median ns/op of the operation ÷ sum of median primitive costs):")
+	med, best := samples.median, samples.best
+	// A cost is read as the process CPU time per op (cpu-ns/op, see
+	// bench/cryptocore/cpu_test.go) where it was measured: it does not
+	// count the time spent waiting for a CPU on a shared machine. Else it
+	// is the wall time (ns/op).
+	costUnit := "ns/op"
+	if _, ok := s.median("Primitive/X25519-ECDH", "cpu-ns/op"); ok {
+		costUnit = "cpu-ns/op"
+	}
+	fmt.Printf("Costs are read in %s.\n\n", costUnit)
+	fmt.Println("Parley against its primitive lower bound (operation time ÷ sum of the primitive costs it must pay). Each ratio is given twice: from the medians of the rounds, and from the best (fastest) round of each benchmark:")
 	fmt.Println()
-	fmt.Println("| operation | Parley | lower bound | ratio | target | |")
-	fmt.Println("| --- | --- | --- | --- | --- | --- |")
+	fmt.Println("| operation | Parley median | lower bound median | ratio of medians | Parley best | lower bound best | ratio of bests | target | |")
+	fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, op := range []struct {
 		name   string
 		terms  []term
@@ -219,20 +249,22 @@ func coreTables(s samples) error {
 		{"PingPongPersist/PQ/impl=parley", plus(symmetricPQ, pqStep, restorePQ), 0},
 		{"SessionSetup/impl=parley", sessionSetup, 0},
 	} {
-		got, ok := s.median(op.name, "ns/op")
+		gotM, ok := med(s, op.name, costUnit)
 		if !ok {
 			continue
 		}
-		lb, err := s.lowerBound(op.terms)
+		gotB, _ := best(s, op.name, costUnit)
+		lbM, err := s.lowerBound(op.terms, med, costUnit)
 		if err != nil {
 			return err
 		}
-		r := got / lb
+		lbB, _ := s.lowerBound(op.terms, best, costUnit)
 		target, v := "—", ""
 		if op.target > 0 {
-			target, v = fmt.Sprintf("≤ %.2fx", op.target), verdict(r <= op.target)
+			target, v = fmt.Sprintf("≤ %.2fx", op.target), verdict2(gotM/lbM <= op.target, gotB/lbB <= op.target)
 		}
-		fmt.Printf("| %s | %s | %s | %.2fx | %s | %s |\n", strings.TrimSuffix(op.name, "/impl=parley"), us(got), us(lb), r, target, v)
+		fmt.Printf("| %s | %s | %s | %.2fx | %s | %s | %.2fx | %s | %s |\n", strings.TrimSuffix(op.name, "/impl=parley"),
+			us(gotM), us(lbM), gotM/lbM, us(gotB), us(lbB), gotB/lbB, target, v)
 	}
 	fmt.Println()
 	fmt.Println("Lower bounds, per message (per set-up for SessionSetup):")
@@ -250,10 +282,10 @@ func coreTables(s samples) error {
 		fmt.Printf("- %s: %s\n", op.name, describe(op.terms))
 	}
 	fmt.Println()
-	fmt.Println("Parley against go.mau.fi/libsignal v0.2.1 (libsignal's median ns/op ÷ Parley's: how many times faster Parley is), and allocations per operation:")
+	fmt.Println("Parley against go.mau.fi/libsignal v0.2.1 (speed-up = libsignal's time ÷ Parley's), from the medians and from the best rounds, and allocations per operation:")
 	fmt.Println()
-	fmt.Println("| operation | libsignal | Parley | speed-up | target | | allocs libsignal | allocs Parley |")
-	fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- |")
+	fmt.Println("| operation | libsignal median | Parley median | speed-up of medians | libsignal best | Parley best | speed-up of bests | target | | allocs libsignal | allocs Parley |")
+	fmt.Println("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, op := range []struct {
 		base, parley string
 		target       float64
@@ -268,22 +300,37 @@ func coreTables(s samples) error {
 		{"State/DH/impl=libsignal", "State/PQ/impl=parley", 0},
 		{"SessionSetup/impl=libsignal", "SessionSetup/impl=parley", 0},
 	} {
-		b, ok1 := s.median(op.base, "ns/op")
-		p, ok2 := s.median(op.parley, "ns/op")
+		bM, ok1 := med(s, op.base, costUnit)
+		pM, ok2 := med(s, op.parley, costUnit)
 		if !ok1 || !ok2 {
 			continue
 		}
-		ba, _ := s.median(op.base, "allocs/op")
-		pa, _ := s.median(op.parley, "allocs/op")
+		bB, _ := best(s, op.base, costUnit)
+		pB, _ := best(s, op.parley, costUnit)
+		ba, _ := med(s, op.base, "allocs/op")
+		pa, _ := med(s, op.parley, "allocs/op")
 		target, v := "—", ""
 		if op.target > 0 {
-			target, v = fmt.Sprintf("≥ %.1fx", op.target), verdict(b/p >= op.target)
+			target, v = fmt.Sprintf("≥ %.1fx", op.target), verdict2(bM/pM >= op.target, bB/pB >= op.target)
 		}
-		fmt.Printf("| %s | %s | %s | %.2fx | %s | %s | %.0f | %.0f |\n",
-			strings.TrimSuffix(op.parley, "/impl=parley"), us(b), us(p), b/p, target, v, ba, pa)
+		fmt.Printf("| %s | %s | %s | %.2fx | %s | %s | %.2fx | %s | %s | %.0f | %.0f |\n",
+			strings.TrimSuffix(op.parley, "/impl=parley"), us(bM), us(pM), bM/pM, us(bB), us(pB), bB/pB, target, v, ba, pa)
 	}
 	fmt.Println()
 	return nil
+}
+
+// verdict2 judges a target from the medians and from the best rounds.
+func verdict2(byMedian, byBest bool) string {
+	switch {
+	case byMedian && byBest:
+		return "met"
+	case byBest:
+		return "met by the best rounds only"
+	case byMedian:
+		return "met by the medians only"
+	}
+	return "**not met**"
 }
 
 func relayTables(s samples) {
