@@ -51,6 +51,8 @@ func commands() map[string]command {
 		"verify":   verifyCommand,
 		"relays":   relaysCommand,
 		"daemon":   daemonCommand,
+		"chat":     chatCommand,
+		"demo":     demoCommand,
 	}
 }
 

@@ -1,0 +1,187 @@
+package tui
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/parley-messenger/parley/agent"
+	"github.com/parley-messenger/parley/identity"
+)
+
+// fakeAgent records what the UI asks of it.
+type fakeAgent struct {
+	events   chan agent.Event
+	contacts []agent.Contact
+	msgs     map[agent.ContactID][]agent.Message
+	sent     []string
+	read     []agent.ContactID
+	verified map[agent.ContactID]bool
+}
+
+func newFake() *fakeAgent {
+	return &fakeAgent{
+		events: make(chan agent.Event),
+		contacts: []agent.Contact{
+			{ID: "c1", Alias: "bob", Connected: true},
+			{ID: "c2", Alias: "carol", Connected: true},
+		},
+		msgs:     map[agent.ContactID][]agent.Message{},
+		verified: map[agent.ContactID]bool{},
+	}
+}
+
+func (f *fakeAgent) Events() <-chan agent.Event             { return f.events }
+func (f *fakeAgent) Contacts() ([]agent.Contact, error)     { return f.contacts, nil }
+func (f *fakeAgent) MarkRead(id agent.ContactID) error      { f.read = append(f.read, id); return nil }
+func (f *fakeAgent) Relays() ([]agent.RelayInfo, error)     { return nil, nil }
+func (f *fakeAgent) SetAlias(agent.ContactID, string) error { return nil }
+func (f *fakeAgent) Messages(id agent.ContactID) ([]agent.Message, error) {
+	return f.msgs[id], nil
+}
+func (f *fakeAgent) Send(_ context.Context, id agent.ContactID, text string) (agent.Message, error) {
+	f.sent = append(f.sent, string(id)+":"+text)
+	return agent.Message{}, nil
+}
+func (f *fakeAgent) Invite(context.Context, string) (string, error) { return "parley://invite#x", nil }
+func (f *fakeAgent) Accept(context.Context, string, string) (agent.Contact, error) {
+	return agent.Contact{}, errors.New("no")
+}
+func (f *fakeAgent) SafetyNumber(agent.ContactID) (identity.SafetyNumber, error) {
+	return identity.SafetyNumber{}, nil
+}
+func (f *fakeAgent) Verify(id agent.ContactID, ok bool) error { f.verified[id] = ok; return nil }
+
+func typeLine(m *model, s string) tea.Cmd {
+	for _, r := range s {
+		m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+	_, cmd := m.Update(tea.KeyPressMsg{Code: tea.KeyEnter})
+	return cmd
+}
+
+func TestSendToSelectedContact(t *testing.T) {
+	f := newFake()
+	m := newModel(context.Background(), f)
+	m.Update(tea.KeyPressMsg{Code: tea.KeyDown})
+	cmd := typeLine(m, "hi carol")
+	if cmd == nil {
+		t.Fatal("enter did not send")
+	}
+	cmd()
+	if len(f.sent) != 1 || f.sent[0] != "c2:hi carol" {
+		t.Fatalf("sent %q", f.sent)
+	}
+	if len(m.input) != 0 {
+		t.Fatalf("input not cleared: %q", string(m.input))
+	}
+}
+
+func TestNotConnectedRefused(t *testing.T) {
+	f := newFake()
+	f.contacts[0].Connected = false
+	m := newModel(context.Background(), f)
+	if cmd := typeLine(m, "too early"); cmd != nil {
+		cmd()
+	}
+	if len(f.sent) != 0 || !m.alert {
+		t.Fatalf("sent %q before the connection completed (notice %q)", f.sent, m.notice)
+	}
+}
+
+func TestNewMessageNotice(t *testing.T) {
+	f := newFake()
+	m := newModel(context.Background(), f) // bob selected
+	msg := agent.Message{ID: "m1", Contact: "c2", Text: "psst", Status: agent.StatusReceived, Sent: time.Now()}
+	f.msgs["c2"] = []agent.Message{msg}
+	m.Update(eventMsg{agent.Event{Type: agent.EventMessage, Message: &msg}})
+	if m.unread["c2"] != 1 || !strings.Contains(m.notice, "new message from carol") {
+		t.Fatalf("unread %v, notice %q", m.unread, m.notice)
+	}
+	if !strings.Contains(m.render(), "carol (1)") {
+		t.Fatal("the contact list does not show the unread count")
+	}
+	// Opening the conversation marks it read.
+	m.Update(tea.KeyPressMsg{Code: tea.KeyDown})
+	if m.unread["c2"] != 0 || len(f.read) != 1 || f.read[0] != "c2" {
+		t.Fatalf("unread %v, marked read %v", m.unread, f.read)
+	}
+	if !strings.Contains(m.render(), "carol: psst") {
+		t.Fatal("the conversation does not show the message")
+	}
+}
+
+func TestDeliveryMarks(t *testing.T) {
+	f := newFake()
+	now := time.Now()
+	f.msgs["c1"] = []agent.Message{
+		{ID: "a", Contact: "c1", Outgoing: true, Text: "one", Status: agent.StatusPending, Sent: now},
+		{ID: "b", Contact: "c1", Outgoing: true, Text: "two", Status: agent.StatusDelivered, Sent: now},
+		{ID: "c", Contact: "c1", Outgoing: true, Text: "three", Status: agent.StatusRead, Sent: now},
+	}
+	m := newModel(context.Background(), f)
+	out := m.render()
+	for _, want := range []string{"you: one  …", "you: two  ✓✓", "you: three  ✓✓ read"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("render lacks %q", want)
+		}
+	}
+}
+
+// TestEscapeSequencesCleaned: a contact's text or name cannot drive the
+// terminal.
+func TestEscapeSequencesCleaned(t *testing.T) {
+	f := newFake()
+	f.contacts[0].Alias = "bob\x1b]0;pwned\x07"
+	f.msgs["c1"] = []agent.Message{{ID: "a", Contact: "c1", Text: "\x1b[2Jgone", Status: agent.StatusRead, Sent: time.Now()}}
+	m := newModel(context.Background(), f)
+	if out := m.render(); strings.ContainsAny(out, "\x1b\x07") {
+		t.Fatalf("render passes control characters: %q", out)
+	}
+}
+
+func TestIdentityChangeAlert(t *testing.T) {
+	f := newFake()
+	m := newModel(context.Background(), f)
+	c := f.contacts[0]
+	c.IdentityChanged = true
+	f.contacts[0] = c
+	m.Update(eventMsg{agent.Event{Type: agent.EventVerification, Contact: &c}})
+	if !m.alert || !strings.Contains(m.notice, "identity key CHANGED") {
+		t.Fatalf("notice %q", m.notice)
+	}
+	if !strings.Contains(m.render(), "IDENTITY KEY CHANGED") {
+		t.Fatal("the title does not flag the change")
+	}
+}
+
+func TestVerifyScreen(t *testing.T) {
+	f := newFake()
+	m := newModel(context.Background(), f)
+	typeLine(m, "/verify")
+	if m.screen != screenVerify || !strings.Contains(m.render(), "Safety number with bob") {
+		t.Fatalf("screen %v", m.screen)
+	}
+	m.Update(tea.KeyPressMsg{Code: 'y', Text: "y"})
+	if !f.verified["c1"] || m.screen != screenChat {
+		t.Fatalf("verified %v, screen %v", f.verified, m.screen)
+	}
+}
+
+func TestInviteScreen(t *testing.T) {
+	f := newFake()
+	m := newModel(context.Background(), f)
+	cmd := typeLine(m, "/invite dave")
+	m.Update(cmd())
+	if m.screen != screenInvite || !strings.Contains(m.render(), "parley://invite#x") {
+		t.Fatalf("screen %v", m.screen)
+	}
+	m.Update(tea.KeyPressMsg{Code: tea.KeyEscape})
+	if m.screen != screenChat {
+		t.Fatal("esc did not go back")
+	}
+}
