@@ -2,7 +2,9 @@ package pqxdh_test
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"crypto/hkdf"
+	"crypto/rand"
 	"crypto/sha256"
 	"testing"
 
@@ -123,21 +125,36 @@ func TestPQXDHAgreement(t *testing.T) {
 }
 
 // TestPQXDHEveryInputContributes changes one input of the responder's
-// computation at a time (the KEM ciphertext; the one-time prekey) and
-// checks SK changes: DH4 and SS really enter the KDF.
+// computation at a time and checks SK changes: the KEM ciphertext (SS), the
+// one-time prekey (DH4), the initiator's identity key (DH1), the ephemeral
+// key (DH2, DH3, DH4) and the signed prekey (DH1, DH3) all enter the KDF.
 func TestPQXDHEveryInputContributes(t *testing.T) {
-	alice, bob := newParty(t), newParty(t)
+	alice, bob, mallory := newParty(t), newParty(t), newParty(t)
 	in, msg := initiate(t, alice, bob.bundle(t, true), nil)
 	m, err := pqxdh.ParseInitialMessage(msg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	otherEK, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.store.RotateSignedPrekey(); err != nil {
+		t.Fatal(err)
+	}
+	newSPK := bob.bundle(t, false).SignedPrekey.ID
+	if newSPK == m.SignedPrekeyID {
+		t.Fatal("fixture: rotation kept the signed prekey")
 	}
 	variants := map[string]func(m *pqxdh.InitialMessage){
 		"KEM ciphertext": func(m *pqxdh.InitialMessage) {
 			m.KEMCiphertext = bytes.Clone(m.KEMCiphertext)
 			m.KEMCiphertext[100] ^= 1
 		},
-		"no OPK claimed": func(m *pqxdh.InitialMessage) { m.OneTimePrekeyID = 0 },
+		"no OPK claimed":     func(m *pqxdh.InitialMessage) { m.OneTimePrekeyID = 0 },
+		"initiator identity": func(m *pqxdh.InitialMessage) { m.Initiator = mallory.id.Public() },
+		"ephemeral key":      func(m *pqxdh.InitialMessage) { m.EphemeralKey = otherEK.PublicKey() },
+		"signed prekey":      func(m *pqxdh.InitialMessage) { m.SignedPrekeyID = newSPK },
 	}
 	for name, change := range variants {
 		t.Run(name, func(t *testing.T) {
