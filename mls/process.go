@@ -295,24 +295,8 @@ func (g *Group) processCommit(ac *wire.AuthenticatedContent) (*Group, error) {
 	if a.myUpdateRef != nil {
 		next.priv.SetLeafKey(g.updateKeys[string(a.myUpdateRef)])
 	}
-	sender := treeLeaf(committer.LeafIndex)
-	if committer.Type == wire.SenderTypeNewMemberCommit {
-		// RFC 9420 §12.4.3.2: the joiner sits at the leftmost free leaf;
-		// a placeholder holds the place until its path's leaf replaces it.
-		ph := c.Commit.Path.LeafNode
-		ph.EncryptionKey = nil
-		if sender, err = next.tree.AddLeaf(&ph); err != nil {
-			return nil, err
-		}
-		a.added = append(a.added, sender)
-	}
 	var commitSecret []byte
 	if up := c.Commit.Path; up != nil {
-		// ApplyPath verifies the leaf's signature (§7.3) below.
-		check := leafCheck{tree: next.tree, groupID: g.ctx.GroupID, extensions: a.extensions, now: g.cfg.now(), signatureVerified: true}
-		if err := check.checkLeaf(&up.LeafNode, uint32(sender), wire.LeafNodeSourceCommit); err != nil {
-			return nil, fmt.Errorf("mls: commit: %w", err)
-		}
 		provisional := wire.GroupContext{
 			CipherSuite:             g.ctx.CipherSuite,
 			GroupID:                 g.ctx.GroupID,
@@ -320,12 +304,22 @@ func (g *Group) processCommit(ac *wire.AuthenticatedContent) (*Group, error) {
 			ConfirmedTranscriptHash: g.ctx.ConfirmedTranscriptHash,
 			Extensions:              a.extensions,
 		}
-		exclude := a.added
+		opts := g.pathOptions(&provisional, a.added)
+		sender := treeLeaf(committer.LeafIndex)
 		if committer.Type == wire.SenderTypeNewMemberCommit {
-			exclude = exclude[:len(exclude)-1]
+			// RFC 9420 §12.4.3.2: the joiner takes the leftmost free leaf
+			// and its path is processed from there.
+			sender, commitSecret, err = next.tree.ApplyExternalPath(opts, up, next.priv)
+		} else {
+			commitSecret, err = next.tree.ApplyPath(opts, sender, up, next.priv)
 		}
-		commitSecret, err = next.tree.ApplyPath(g.pathOptions(&provisional, exclude), sender, up, next.priv)
 		if err != nil {
+			return nil, fmt.Errorf("mls: commit: %w", err)
+		}
+		// The rest of RFC 9420 §7.3 for the committer's new leaf; the tree
+		// package verified its signature and keys.
+		check := leafCheck{tree: next.tree, groupID: g.ctx.GroupID, extensions: a.extensions, now: g.cfg.now(), signatureVerified: true}
+		if err := check.checkLeaf(&up.LeafNode, uint32(sender), wire.LeafNodeSourceCommit); err != nil {
 			return nil, fmt.Errorf("mls: commit: %w", err)
 		}
 	}
