@@ -40,9 +40,6 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 	if fs.NArg() != 0 {
 		return usage("demo takes no arguments", demoSynopsis)
 	}
-	if !*noUI && (!isTerminal(g.stdin) || !isTerminal(g.stdout)) {
-		return hinted(errors.New("demo: the chat needs a terminal"), "run it in a terminal, or pass --no-ui to run only the relays and the echo bot")
-	}
 	if *dir == "" {
 		cfg, err := os.UserConfigDir()
 		if err != nil {
@@ -53,6 +50,9 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 	p := strings.Split(*ports, ",")
 	if len(p) != 2 {
 		return usage("demo: --ports takes two ports", demoSynopsis)
+	}
+	if !*noUI && (!isTerminal(g.stdin) || !isTerminal(g.stdout)) {
+		return hinted(errors.New("demo: the chat needs a terminal"), "run it in a terminal, or pass --no-ui to run only the relays and the echo bot")
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
