@@ -21,6 +21,10 @@ import (
 // directory.
 const ProfileFile = "profile.db"
 
+// lockName is the lock file beside it: one agent per profile, because a
+// second one would take over the first one's queue subscriptions.
+const lockName = "agent.lock"
+
 // Errors a caller branches on.
 var (
 	ErrNoProfile         = errors.New("agent: no profile here (run init first)")
@@ -36,6 +40,9 @@ var (
 	ErrNotConnected      = errors.New("agent: the contact has not completed the connection yet")
 	ErrIdentityChanged   = errors.New("agent: the contact's identity key changed; verify it before sending")
 	ErrClosed            = errors.New("agent: closed")
+	// ErrProfileInUse: another agent (another process, such as a running
+	// daemon) has this profile open.
+	ErrProfileInUse = errors.New("agent: the profile is in use by another agent (is a parley daemon running?)")
 )
 
 // Options tune an Agent. The zero value is the safe default.
@@ -189,6 +196,7 @@ type Agent struct {
 	opts  Options
 	store *localstore.Store
 	id    *identity.Identity
+	lock  *os.File
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -293,9 +301,22 @@ func Open(home string, passphrase []byte, opts *Options) (*Agent, error) {
 		st.Close()
 		return nil, err
 	}
+	lock, err := os.OpenFile(filepath.Join(home, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err == nil {
+		if err = lockFile(lock); err != nil {
+			lock.Close()
+		}
+	}
+	if err != nil {
+		st.Close()
+		if errors.Is(err, ErrProfileInUse) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("agent: lock the profile: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &Agent{
-		home: home, opts: o, store: st, id: id,
+		home: home, opts: o, store: st, id: id, lock: lock,
 		ctx: ctx, cancel: cancel,
 		events: newEventQueue(),
 		kick:   make(chan struct{}, 1),
@@ -325,7 +346,8 @@ func (a *Agent) Close() error {
 	a.mu.Unlock()
 	a.cancel()
 	a.wg.Wait()
-	return a.store.Close()
+	err := a.store.Close()
+	return errors.Join(err, a.lock.Close()) // closing releases the lock
 }
 
 // Events returns the agent's one event channel. It is closed by Close.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -286,4 +287,29 @@ func TestProfilePassphrase(t *testing.T) {
 	if err != nil || len(w) != 1 {
 		t.Fatalf("Init with an allowed empty passphrase: warnings %q, %v", w, err)
 	}
+}
+
+// TestProfileLock: one agent per profile, because a second would take
+// over the first one's queue subscriptions.
+func TestProfileLock(t *testing.T) {
+	defer leakcheck.Check(t)()
+	home := filepath.Join(t.TempDir(), "p")
+	if _, err := Init(home, []byte("pw"), "x", testOptions()); err != nil {
+		t.Fatal(err)
+	}
+	a, err := Open(home, []byte("pw"), testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(home, []byte("pw"), testOptions()); !errors.Is(err, ErrProfileInUse) {
+		t.Errorf("second Open: %v, want ErrProfileInUse", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(home, []byte("pw"), testOptions())
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	b.Close()
 }
