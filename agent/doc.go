@@ -15,10 +15,11 @@
 // from PARLEY_PASSPHRASE. An empty one needs Options.AllowEmptyPassphrase
 // and yields a warning. Open starts the agent's goroutines (one per relay,
 // the outbox, disappearing-message expiry, event delivery); Close cancels
-// them all and waits for them. Open a profile in one process at a time:
-// a second agent on the same profile takes over its queue subscriptions
-// (the first then reports EventError "subscription ended"); the CLI
-// should talk to a running daemon instead of opening the profile itself.
+// them all and waits for them. One agent per profile: a second would take
+// over the first one's queue subscriptions, so Open takes an exclusive
+// lock (agent.lock in the home directory; released by Close or when the
+// process dies) and fails with ErrProfileInUse while another agent holds
+// it. A command line should then talk to the running daemon.
 //
 // # Relays
 //
