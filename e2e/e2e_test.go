@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -144,6 +146,10 @@ func TestE2E(t *testing.T) {
 	var conv []message
 	if err := d2.call(ctx, "messages", map[string]string{"contact": "alice"}, &conv); err != nil {
 		t.Fatal(err)
+	}
+	// The same JSON-RPC on the daemon's Unix socket.
+	if got := socketCall(t, ctx, sock, `{"jsonrpc":"2.0","id":7,"method":"contacts"}`); !strings.Contains(got, `"id":7,"result":[{`) || !strings.Contains(got, `"name":"alice"`) {
+		t.Errorf("contacts over the socket: %s", got)
 	}
 	d2.stop(ctx)
 	notes = append(notes, d2.notifications()...)
@@ -321,6 +327,33 @@ func invitationSecrets(t *testing.T, link string) (key, bundle []byte) {
 	}
 	t.Fatal("no prekey bundle found in the invitation")
 	return nil, nil
+}
+
+// socketCall sends one request line on the daemon's socket and returns
+// the first answer line (notifications skipped).
+func socketCall(t *testing.T, ctx context.Context, sock, req string) string {
+	t.Helper()
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		t.Fatalf("dialing the daemon's socket: %v", err)
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	if _, err := c.Write([]byte(req + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(c)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if !strings.Contains(sc.Text(), `"method":"event"`) {
+			return sc.Text()
+		}
+	}
+	t.Fatalf("no answer on the socket: %v", sc.Err())
+	return ""
 }
 
 func itoa(i int) string {
