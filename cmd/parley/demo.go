@@ -104,7 +104,10 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 		sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
 		link, err := echo.Invite(sctx, "you")
 		if err == nil {
-			_, err = you.Accept(sctx, link, "Echo")
+			var c agent.Contact
+			if c, err = you.Accept(sctx, link, "Echo"); err == nil {
+				err = waitConnected(sctx, you, c.ID)
+			}
 		}
 		scancel()
 		if err != nil {
@@ -168,6 +171,25 @@ func echoBot(ctx context.Context, a *agent.Agent) {
 			a.Send(ctx, ev.Message.Contact, "echo: "+ev.Message.Text)
 		case <-ctx.Done():
 			return
+		}
+	}
+}
+
+// waitConnected waits until the contact's side of the connection is
+// complete, so that the first message typed can be sent.
+func waitConnected(ctx context.Context, a *agent.Agent, id agent.ContactID) error {
+	for {
+		c, err := a.Contact(id)
+		if err != nil {
+			return err
+		}
+		if c.Connected {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
