@@ -11,7 +11,7 @@ import (
 	"github.com/parley-messenger/parley/agent"
 )
 
-const receiveSynopsis = "receive [--timeout DURATION]"
+const receiveSynopsis = "receive [--json] [--timeout DURATION]"
 
 // connectWait bounds how long receive waits for its relays to connect
 // before its --timeout starts to run.
@@ -30,6 +30,7 @@ var receiveCommand = command{"receive messages, receipts and new contacts, print
 func runReceive(ctx context.Context, g *globals, args []string) error {
 	fs := flag.NewFlagSet("receive", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
+	fs.BoolVar(&g.json, "json", g.json, "print JSON (also accepted before the command name)")
 	timeout := fs.Duration("timeout", 5*time.Second, "exit after `DURATION` with nothing new (negative: wait until interrupted)")
 	if err := fs.Parse(args); err != nil {
 		return usage("receive: "+err.Error(), receiveSynopsis)
