@@ -128,6 +128,8 @@ func openProfile(g *globals) (*agent.Agent, error) {
 	switch {
 	case errors.Is(err, agent.ErrNoProfile):
 		return nil, hinted(fmt.Errorf("no profile in %s", home), "create one with 'parley --home %s init', or pick another with --home DIR", home)
+	case errors.Is(err, agent.ErrProfileInUse):
+		return nil, hinted(fmt.Errorf("the profile in %s is in use by another parley process", home), "stop it (a 'parley daemon', 'chat' or 'demo'), or send your requests to the running daemon on its socket %s", filepath.Join(home, socketName))
 	case errors.Is(err, agent.ErrWrongPassphrase) && !ok:
 		return nil, hinted(errors.New("the profile is locked with a passphrase"), "set %s, or run the command on a terminal to be asked for it", envPassphrase)
 	case errors.Is(err, agent.ErrWrongPassphrase):
