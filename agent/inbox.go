@@ -67,13 +67,26 @@ func (a *Agent) handleDelivery(addr string, cl *client.Client, d client.Delivery
 // its hash is remembered, so its copies from other relays are dropped
 // before any decryption. Any other error changed nothing at all.
 func (a *Agent) processBlock(addr string, queue client.ID, payload []byte) ([]Event, []queueAction, queueRecord, error) {
+	// Cheapest checks first: the envelope's syntax, before any store
+	// access; then the queue and the de-duplication hash; decryption last.
+	var qr queueRecord
+	env, err := parseEnvelope(payload)
+	if err != nil {
+		// Still find the queue, so that the block is acknowledged and
+		// does not hold up the queue behind it.
+		if verr := a.store.View(func(tx *localstore.Tx) error {
+			return getJSON(tx, tblQueues, queueKey(addr, queue[:]), &qr)
+		}); verr != nil {
+			err = errors.Join(err, verr)
+		}
+		return nil, nil, qr, dropError{err}
+	}
 	dedup := sha256.Sum256(payload)
 	var events []Event
 	var secure []queueAction
-	var qr queueRecord
 	a.op.Lock()
 	defer a.op.Unlock()
-	err := a.store.Update(func(tx *localstore.Tx) error {
+	err = a.store.Update(func(tx *localstore.Tx) error {
 		if err := getJSON(tx, tblQueues, queueKey(addr, queue[:]), &qr); err != nil {
 			if errors.Is(err, localstore.ErrNotFound) {
 				return dropError{errors.New("agent: block on a queue this profile does not know")}
@@ -86,10 +99,7 @@ func (a *Agent) processBlock(addr string, queue client.ID, payload []byte) ([]Ev
 		} else if !errors.Is(err, localstore.ErrNotFound) {
 			return err
 		}
-		env, err := parseEnvelope(payload)
-		if err != nil {
-			return dropError{err}
-		}
+		var err error
 		switch qr.Owner {
 		case ownerInvite:
 			events, secure, err = a.handleHandshake(tx, &qr, env)

@@ -313,9 +313,16 @@ func (a *Agent) expiryLoop() {
 			return
 		}
 		now := time.Now()
+		var retired []queueAction
+		a.op.Lock()
 		err := a.store.Update(func(tx *localstore.Tx) error {
+			retired = nil
+			var err error
+			if retired, err = expireInvitations(tx, now); err != nil {
+				return err
+			}
 			var expired []messageRecord
-			err := tx.List(tblMessages, func(_, v []byte) error {
+			err = tx.List(tblMessages, func(_, v []byte) error {
 				var m messageRecord
 				if err := unmarshalJSON(v, &m); err != nil {
 					return err
@@ -361,10 +368,49 @@ func (a *Agent) expiryLoop() {
 			}
 			return nil
 		})
+		a.op.Unlock()
 		if err != nil && a.ctx.Err() == nil {
 			a.events.push(Event{Type: EventError, Err: err})
 		}
+		for _, q := range retired {
+			a.queueCommand(q)
+		}
 	}
+}
+
+// expireInvitations deletes invitations past their expiry, with their
+// queues (returned, to be deleted from their relays too).
+func expireInvitations(tx *localstore.Tx, now time.Time) ([]queueAction, error) {
+	var old []inviteRecord
+	err := tx.List(tblInvites, func(_, v []byte) error {
+		var inv inviteRecord
+		if err := unmarshalJSON(v, &inv); err != nil {
+			return err
+		}
+		if now.After(inv.Expires) {
+			old = append(old, inv)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var retired []queueAction
+	for _, inv := range old {
+		for _, k := range inv.Queues {
+			var q queueRecord
+			if err := getJSON(tx, tblQueues, k, &q); err == nil {
+				retired = append(retired, queueAction{relay: q.Relay, queue: q})
+			}
+			if err := tx.Delete(tblQueues, k); err != nil {
+				return nil, err
+			}
+		}
+		if err := tx.Delete(tblInvites, []byte(inv.ID)); err != nil {
+			return nil, err
+		}
+	}
+	return retired, nil
 }
 
 func ecdhX25519() ecdh.Curve { return ecdh.X25519() }

@@ -72,6 +72,53 @@ func TestInvitationExpires(t *testing.T) {
 	if _, err := bob.Accept(ctx, inv.link(), ""); !errors.Is(err, ErrInvitationExpired) {
 		t.Errorf("expired invitation: %v", err)
 	}
+
+	// The inviter forgets an expired invitation and deletes its queues
+	// from the relays.
+	var queues []queueRecord
+	err = alice.store.Update(func(tx *localstoreTx) error {
+		return tx.List(tblInvites, func(k, v []byte) error {
+			var r inviteRecord
+			if err := unmarshalJSON(v, &r); err != nil {
+				return err
+			}
+			for _, qk := range r.Queues {
+				var q queueRecord
+				if err := getJSON(tx, tblQueues, qk, &q); err != nil {
+					return err
+				}
+				queues = append(queues, q)
+			}
+			r.Expires = time.Now().Add(-time.Second)
+			return putJSON(tx, tblInvites, k, r)
+		})
+	})
+	if err != nil || len(queues) < 2 {
+		t.Fatalf("invitation queues: %d, %v", len(queues), err)
+	}
+	for _, q := range queues {
+		r := rs[0]
+		if q.Relay == rs[1].addr {
+			r = rs[1]
+		}
+		for {
+			_, err := r.store.QueueByRecipient(ctx, store.ID(q.RecipientID))
+			if errors.Is(err, store.ErrNotFound) {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatal("expired invitation's queue still on its relay")
+			case <-afterShort():
+			}
+		}
+	}
+	alice.store.View(func(tx *localstoreTx) error {
+		return tx.List(tblInvites, func(_, _ []byte) error {
+			t.Error("expired invitation still stored")
+			return nil
+		})
+	})
 }
 
 func TestInviteNeedsTwoRelays(t *testing.T) {

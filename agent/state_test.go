@@ -129,3 +129,58 @@ func TestFailedDecryptLeavesStateUnchanged(t *testing.T) {
 	}
 	sameState(t, after, snapshot(t, bob))
 }
+
+// TestHostileBlocksDoNotWedgeQueues sends, with the sender's own keys,
+// blocks that do not parse or do not decrypt to every queue of a
+// connection while the receiver is offline: each is dropped and
+// acknowledged, and the real message behind them still arrives (a relay
+// catching a subscriber up pushes a queue's next block only after the
+// previous one is acknowledged, so an unacknowledged block would wedge
+// the queue).
+func TestHostileBlocksDoNotWedgeQueues(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testContext(t)
+	rs, stop := startRelays(t, 2)
+	defer stop()
+	alice := openAgent(t, newProfile(t, "alice", rs...), "alice")
+	defer alice.close()
+	bob := openAgent(t, newProfile(t, "bob", rs...), "bob")
+	bobsAlice, _ := connect(t, ctx, alice, bob)
+	waitOutboxEmpty(t, bob)
+	bob.close()
+
+	var c contactRecord
+	if err := alice.store.View(func(tx *localstoreTx) error { return getJSON(tx, tblContacts, []byte(bobsAlice), &c) }); err != nil {
+		t.Fatal(err)
+	}
+	hostile := [][]byte{
+		[]byte("not an envelope"),
+		(&envelope{Type: envRatchet, Body: bytes.Repeat([]byte{7}, 900)}).marshal(),
+	}
+	for _, q := range c.SendQueues {
+		cl, err := client.Dial(ctx, q.Relay, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sq, err := q.senderQueue()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range hostile {
+			if err := cl.Send(ctx, sq, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cl.Close()
+	}
+	if _, err := alice.Send(ctx, bobsAlice, "after the garbage"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bob = openAgent(t, bob.home, "bob")
+	defer bob.close()
+	bob.waitMessage(ctx, "after the garbage")
+	bob.waitEvent(ctx, "a dropped block", func(ev Event) bool { return ev.Type == EventError })
+}
