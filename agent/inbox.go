@@ -15,7 +15,7 @@ import (
 	"github.com/parley-messenger/parley/relay/client"
 )
 
-// errDrop marks a block that is not ours to keep: it is acknowledged
+// dropError marks a block that is not ours to keep: it is acknowledged
 // (removed from the relay) and reported, never retried.
 type dropError struct{ err error }
 
@@ -42,10 +42,13 @@ func (a *Agent) handleDelivery(addr string, cl *client.Client, d client.Delivery
 	}
 	events, secure, qr, err := a.processBlock(addr, d.Queue, d.Payload)
 	if err != nil {
-		a.events.push(Event{Type: EventError, Relay: addr, Err: fmt.Errorf("agent: dropped a block: %w", err)})
 		if !errors.As(err, new(dropError)) {
-			return // not stored: leave it on the relay for a retry
+			// Nothing was stored: leave the block on the relay, which
+			// delivers it again after the next reconnection.
+			a.events.push(Event{Type: EventError, Relay: addr, Err: fmt.Errorf("agent: processing a block: %w", err)})
+			return
 		}
+		a.events.push(Event{Type: EventError, Relay: addr, Err: fmt.Errorf("agent: dropped a block: %w", err)})
 	}
 	for _, s := range secure {
 		a.queueCommand(s)

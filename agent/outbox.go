@@ -180,7 +180,7 @@ func (a *Agent) applyResults(results []sendResult) time.Time {
 					// used first) or deleted.
 					t.Failed = true
 					relayUp[t.Queue.Relay] = true
-					events = append(events, Event{Type: EventError, Relay: t.Queue.Relay, Contact: nil,
+					events = append(events, Event{Type: EventError, Relay: t.Queue.Relay,
 						Err: fmt.Errorf("agent: a queue of the contact refused a message for good: %w", r.err)})
 					continue
 				}
