@@ -29,18 +29,28 @@ func hpkeSuite() (hpke.KEM, hpke.KDF, hpke.AEAD) {
 // for the initial message. It returns the link to give the other person
 // out of band. alias is the local name the new contact will get.
 func (a *Agent) Invite(ctx context.Context, alias string) (string, error) {
-	relays, qs, err := a.createQueues(ctx, a.opts.MinRelays)
+	inv, _, _, err := a.invite(ctx, alias)
 	if err != nil {
 		return "", err
+	}
+	return inv.link(), nil
+}
+
+// invite creates and stores an invitation; it returns it with its ID and
+// the relays of its queues.
+func (a *Agent) invite(ctx context.Context, alias string) (*invitation, string, []string, error) {
+	relays, qs, err := a.createQueues(ctx, a.opts.MinRelays)
+	if err != nil {
+		return nil, "", nil, err
 	}
 	kem, _, _ := hpkeSuite()
 	hk, err := kem.GenerateKey()
 	if err != nil {
-		return "", err
+		return nil, "", nil, err
 	}
 	hkb, err := hk.Bytes()
 	if err != nil {
-		return "", err
+		return nil, "", nil, err
 	}
 	rec := inviteRecord{ID: newID(16), Alias: alias, Expires: time.Now().Add(a.opts.InvitationValidity).Truncate(time.Second), HPKEKey: hkb}
 	inv := invitation{Expires: rec.Expires, Key: hk.PublicKey().Bytes()}
@@ -76,7 +86,7 @@ func (a *Agent) Invite(ctx context.Context, alias string) (string, error) {
 	})
 	a.op.Unlock()
 	if err != nil {
-		return "", err
+		return nil, "", nil, err
 	}
 	for i, q := range qs {
 		if cl := a.connected(relays[i]); cl != nil {
@@ -84,7 +94,7 @@ func (a *Agent) Invite(ctx context.Context, alias string) (string, error) {
 			a.subscribe(relays[i], cl, &qr)
 		}
 	}
-	return inv.link(), nil
+	return &inv, rec.ID, relays, nil
 }
 
 func (a *Agent) loadPrekeys(tx *localstore.Tx) (*identity.PrekeyStore, error) {
@@ -109,9 +119,14 @@ func (a *Agent) savePrekeys(tx *localstore.Tx, pk *identity.PrekeyStore) error {
 // invitation's key, so a relay cannot see the identity inside) sent to
 // every queue of the invitation. alias is the new contact's local name.
 func (a *Agent) Accept(ctx context.Context, link, alias string) (Contact, error) {
-	inv, err := parseLink(link)
+	inv, short, err := parseAnyLink(link)
 	if err != nil {
 		return Contact{}, err
+	}
+	if short != nil {
+		if inv, err = a.fetchInvitation(ctx, short); err != nil {
+			return Contact{}, err
+		}
 	}
 	if time.Now().After(inv.Expires) {
 		return Contact{}, ErrInvitationExpired
@@ -429,6 +444,9 @@ func (a *Agent) handleHandshake(tx *localstore.Tx, qr *queueRecord, env *envelop
 	}
 	if err := tx.Delete(tblInvites, []byte(inv.ID)); err != nil {
 		return nil, nil, err
+	}
+	if inv.Data != nil { // a short link's data queue goes too
+		secure = append(secure, queueAction{relay: inv.Data.Relay, queue: *inv.Data})
 	}
 	// Answer with our hello: it completes the contact's side and carries
 	// our display name, end-to-end encrypted.

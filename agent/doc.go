@@ -34,7 +34,8 @@
 //
 // # Contacts
 //
-//	link, err := a.Invite(ctx, alias)       // parley://invite#… to give out of band
+//	link, err := a.Invite(ctx, alias)       // parley://invite#… to give out of band (about 4.6 KB)
+//	link, err := a.InviteShort(ctx, alias)  // the same, a few hundred characters (fits a QR code)
 //	c, err := a.Accept(ctx, link, alias)     // on the other device
 //	a.Contacts(); a.Contact(id); a.FindContact("alias or id prefix"); a.SetAlias(id, alias)
 //	sn, err := a.SafetyNumber(id); a.Verify(id, true)

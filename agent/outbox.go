@@ -406,6 +406,9 @@ func expireInvitations(tx *localstore.Tx, now time.Time) ([]queueAction, error) 
 				return nil, err
 			}
 		}
+		if inv.Data != nil {
+			retired = append(retired, queueAction{relay: inv.Data.Relay, queue: *inv.Data})
+		}
 		if err := tx.Delete(tblInvites, []byte(inv.ID)); err != nil {
 			return nil, err
 		}

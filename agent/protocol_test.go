@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -359,4 +360,99 @@ func TestProfileLock(t *testing.T) {
 		t.Fatalf("Open after Close: %v", err)
 	}
 	b.Close()
+}
+
+// TestShortInvitation: a short link (small enough for a QR code) works
+// like a full one, once; the relay holding the invitation sees only its
+// sealed form, and the data queue is deleted once the invitation is used.
+func TestShortInvitation(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testContext(t)
+	rs, stop := startRelays(t, 2)
+	defer stop()
+	alice := openAgent(t, newProfile(t, "alice", rs...), "alice")
+	defer alice.close()
+	bob := openAgent(t, newProfile(t, "bob", rs...), "bob")
+	defer bob.close()
+
+	link, err := alice.InviteShort(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(link) > 500 {
+		t.Errorf("short link is %d characters", len(link))
+	}
+	_, short, err := parseAnyLink(link)
+	if err != nil || short == nil {
+		t.Fatalf("parseAnyLink: %v", err)
+	}
+	full, err := bob.fetchInvitation(ctx, short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		if bytes.Contains(r.store.all(), full.Bundle[:64]) || bytes.Contains(r.store.all(), full.Key[:32]) {
+			t.Errorf("relay %d saw the invitation's bundle or key", i)
+		}
+	}
+	c, err := bob.Accept(ctx, link, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob.waitEvent(ctx, "connected", func(ev Event) bool {
+		return ev.Type == EventContactUpdated && ev.Contact.ID == c.ID && ev.Contact.Connected
+	})
+	added := alice.waitEvent(ctx, "contact", func(ev Event) bool { return ev.Type == EventContactAdded })
+	if _, err := bob.Send(ctx, c.ID, "via a short link"); err != nil {
+		t.Fatal(err)
+	}
+	m := alice.waitMessage(ctx, "via a short link")
+	if m.Contact != added.Contact.ID {
+		t.Errorf("message from %s, want %s", m.Contact, added.Contact.ID)
+	}
+	// Used: the data queue is gone, and the link fails for anyone else.
+	for {
+		_, err := bob.fetchInvitation(ctx, short)
+		if errors.Is(err, ErrInvitationUsed) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("short link still fetches after use: %v", err)
+		case <-afterShort():
+		}
+	}
+}
+
+func TestInvitationDataSealed(t *testing.T) {
+	key := make([]byte, dataKeySize)
+	sealed := sealInvitationData(key, []byte("invitation"))
+	if pt, err := openInvitationData(key, sealed); err != nil || string(pt) != "invitation" {
+		t.Fatalf("open = %q, %v", pt, err)
+	}
+	key[0] ^= 1
+	if _, err := openInvitationData(key, sealed); !errors.Is(err, ErrBadInvitation) {
+		t.Fatalf("wrong key: %v", err)
+	}
+	key[0] ^= 1
+	sealed[len(sealed)-1] ^= 1
+	if _, err := openInvitationData(key, sealed); !errors.Is(err, ErrBadInvitation) {
+		t.Fatalf("tampered: %v", err)
+	}
+}
+
+func FuzzShortInvitation(f *testing.F) {
+	s := shortInvitation{Expires: time.Unix(1_900_000_000, 0), Relay: "parley://fp@127.0.0.1:1",
+		RelayRecipientKey: bytes.Repeat([]byte{9}, 32), AuthKey: bytes.Repeat([]byte{5}, 32),
+		DeliveryKey: bytes.Repeat([]byte{6}, 32), DataKey: make([]byte, 32)}
+	f.Add(s.marshal())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := parseShortInvitation(data)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(s.marshal(), data) {
+			t.Fatal("re-encoding differs")
+		}
+	})
 }

@@ -53,6 +53,9 @@ type inviteRecord struct {
 	Expires time.Time
 	HPKEKey []byte   // HPKE private key (RFC 9180 SerializePrivateKey)
 	Queues  [][]byte // keys of tblQueues, in invitation order
+	// Data is the queue holding the sealed invitation of a short link
+	// (never subscribed; deleted with the invitation).
+	Data *queueRecord `json:",omitempty"`
 }
 
 const (
