@@ -47,7 +47,7 @@ bench() {
 for round in $(seq "$COUNT"); do
 	step "round $round of $COUNT"
 	bench cryptocore cryptocore.test primitives.txt -test.bench '^BenchmarkPrimitive$' -test.benchtime 200ms
-	bench cryptocore cryptocore.test core.txt -test.bench '^Benchmark(SessionSetup|SymmetricChain|SymmetricChainPQ|PingPongDH|PingPongPQ|PingPongPersist|State)$' -test.benchtime 500ms
+	bench cryptocore cryptocore.test core.txt -test.bench '^Benchmark(SessionSetup|SymmetricChain|SymmetricChainPQ|SymmetricChainPersist|PingPongDH|PingPongPQ|PingPongPersist|State)$' -test.benchtime 500ms
 	bench relaynats relaynats.test relay.txt -test.bench '^Benchmark(Throughput|LatencyAt1000|Fdatasync)$' -test.benchtime 1s
 	for pkg in "${mainpkgs[@]}"; do
 		runs=("-test.bench . -test.benchtime 200ms")

@@ -140,18 +140,27 @@ func benchParleySetup(b *testing.B) {
 // then carry no KEM fields), as ratchet.BenchmarkSymmetricChain does.
 func BenchmarkSymmetricChain(b *testing.B) {
 	for _, im := range []impl{libsignalDH, parleyDH} {
-		b.Run("impl="+im.name, func(b *testing.B) { benchSymmetric(b, im) })
+		b.Run("impl="+im.name, func(b *testing.B) { benchSymmetric(b, im, false) })
 	}
 }
 
 // BenchmarkSymmetricChainPQ is BenchmarkSymmetricChain with Parley's KEM
 // step on, as the agent runs it: every header carries KEM fields.
 func BenchmarkSymmetricChainPQ(b *testing.B) {
-	b.Run("impl=parley", func(b *testing.B) { benchSymmetric(b, parleyPQ) })
+	b.Run("impl=parley", func(b *testing.B) { benchSymmetric(b, parleyPQ, false) })
 }
 
-func benchSymmetric(b *testing.B, im impl) {
-	a, z := mustPair(b, im, false)
+// BenchmarkSymmetricChainPersist is BenchmarkSymmetricChain with each side's
+// whole session state restored before and serialized after every Encrypt
+// and Decrypt (see BenchmarkPingPongPersist).
+func BenchmarkSymmetricChainPersist(b *testing.B) {
+	for _, im := range allImpls {
+		b.Run(im.mode+"/impl="+im.name, func(b *testing.B) { benchSymmetric(b, im, true) })
+	}
+}
+
+func benchSymmetric(b *testing.B, im impl, persist bool) {
+	a, z := mustPair(b, im, persist)
 	pt := payload()
 	b.ReportAllocs()
 	defer cpu(b)()
