@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -37,9 +38,10 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"relay":   reg.cmd,
-			"envfile": cmdEnvFile,
-			"expand":  cmdExpand,
+			"relay":     reg.cmd,
+			"envfile":   cmdEnvFile,
+			"expand":    cmdExpand,
+			"jsonfield": cmdJSONField,
 		},
 	})
 }
@@ -132,4 +134,19 @@ func cmdExpand(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: expand IN OUT")
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(os.Expand(ts.ReadFile(args[0]), ts.Getenv)), 0o600))
+}
+
+// cmdJSONField: "jsonfield VAR FILE FIELD" sets $VAR to the string FIELD of
+// the JSON object in FILE.
+func cmdJSONField(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: jsonfield VAR FILE FIELD")
+	}
+	var m map[string]any
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile(args[1])), &m))
+	v, ok := m[args[2]].(string)
+	if !ok || v == "" {
+		ts.Fatalf("no string field %q in %s", args[2], args[1])
+	}
+	ts.Setenv(args[0], v)
 }
