@@ -330,7 +330,15 @@ func (t *Tree) applyUpdatePath(opts PathOptions, sender LeafIndex, up *wire.Upda
 	if err := t.VerifyLeafSignature(sender, &up.LeafNode, opts.GroupID); err != nil {
 		return nil, err
 	}
+	return t.mergeCheckedPath(opts, sender, up, priv, path, copath)
+}
 
+// mergeCheckedPath merges an update path whose structure, keys and leaf
+// signature applyUpdatePath has checked, and decrypts it with priv. Only
+// applyUpdatePath calls it in production; the treekem vector test calls it
+// directly for the second and later receivers of one path, whose leaf
+// signature check would repeat the first receiver's on identical inputs.
+func (t *Tree) mergeCheckedPath(opts PathOptions, sender LeafIndex, up *wire.UpdatePath, priv *PrivateKeys, path, copath []NodeIndex) ([]byte, error) {
 	snap := t.snapshotPath(sender)
 	keys, err := t.applyPath(opts, sender, up, priv, path, copath)
 	if err != nil {
