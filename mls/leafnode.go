@@ -103,9 +103,8 @@ func (c *leafCheck) checkLeaf(ln *wire.LeafNode, at uint32, source wire.LeafNode
 		return err
 	}
 	if c.checkLifetime && source == wire.LeafNodeSourceKeyPackage {
-		now := uint64(c.now.Unix())
-		if now < ln.Lifetime.NotBefore || now > ln.Lifetime.NotAfter {
-			return errors.New("mls: leaf node: outside its lifetime")
+		if err := checkLifetime(ln, c.now); err != nil {
+			return err
 		}
 	}
 	// Every extension in the leaf must be listed in its capabilities.
@@ -151,6 +150,20 @@ func checkLeafCapabilities(ln *wire.LeafNode, exts wire.Extensions) error {
 		if !slices.Contains(ln.Capabilities.Credentials, t) {
 			return fmt.Errorf("mls: leaf node: lacks required credential type %d", t)
 		}
+	}
+	return nil
+}
+
+// checkLifetime checks that now lies within a key_package leaf's lifetime
+// (RFC 9420 §7.3: MUST for a LeafNode in a message the client sends,
+// RECOMMENDED for one it receives; only key_package leaves carry one).
+func checkLifetime(ln *wire.LeafNode, now time.Time) error {
+	if ln.Source != wire.LeafNodeSourceKeyPackage {
+		return nil
+	}
+	t := now.Unix()
+	if t < 0 || uint64(t) < ln.Lifetime.NotBefore || uint64(t) > ln.Lifetime.NotAfter {
+		return errors.New("mls: leaf node: outside its lifetime")
 	}
 	return nil
 }

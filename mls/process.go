@@ -351,9 +351,14 @@ func (g *Group) Encrypt(plaintext, aad []byte) ([]byte, error) {
 		return nil, err
 	}
 	if len(g.proposals) > 0 {
-		// Parley policy (as OpenMLS does): no application data while
-		// proposals of this epoch await their commit, so that nothing is
-		// sent under a membership the group has proposed to change.
+		// Parley policy, stricter than RFC 9420: §15.2 requires a change to
+		// the group to be applied "before encrypting any new application
+		// message ... to ensure that any users removed from the group can
+		// no longer receive messages"; a pending proposal (a Remove, say)
+		// is such a change not yet committed, so nothing is encrypted under
+		// the membership the group has proposed to change. §12.4 does not
+		// forbid it. OpenMLS refuses the same way (MlsGroup::create_message
+		// returns MlsGroupStateError::PendingProposal), as does ts-mls.
 		return nil, errors.New("mls: encrypt: proposals are pending; commit them first")
 	}
 	content := &wire.FramedContent{
@@ -450,6 +455,11 @@ func (g *Group) ProposeAdd(keyPackage []byte, opts *ProposalOptions) ([]byte, er
 	kp, err := parseKeyPackage(keyPackage)
 	if err != nil {
 		return nil, err
+	}
+	// RFC 9420 §7.3: a LeafNode in a message this client sends MUST be
+	// within its lifetime (a received one is checked when committed).
+	if err := checkLifetime(&kp.LeafNode, g.cfg.now()); err != nil {
+		return nil, fmt.Errorf("mls: propose add: %w", err)
 	}
 	m, _, err := g.propose(&wire.Proposal{Type: wire.ProposalTypeAdd, Add: &wire.Add{KeyPackage: *kp}}, opts)
 	return m, err
