@@ -54,6 +54,9 @@ type CommitOptions struct {
 	PublicMessage bool
 	// AuthenticatedData is sent in the clear, authenticated.
 	AuthenticatedData []byte
+
+	// injected is set by ReInitGroup only.
+	injected *injectedPSK
 }
 
 // CommitResult is a created commit, not yet applied. Send Commit to the
@@ -185,7 +188,21 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	if path != nil {
 		commitSecret = path.CommitSecret
 	}
-	ep, err := next.advance(g, a, ac, commitSecret, g.secrets.InitSecret, g.pskSecret)
+	pskLookup := g.pskSecret
+	if in := opts.injected; in != nil {
+		a.psks = append(a.psks, in.id)
+		want, err := in.id.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		pskLookup = func(id *wire.PreSharedKeyID) ([]byte, error) {
+			if got, err := id.MarshalBinary(); err == nil && string(got) == string(want) {
+				return in.secret, nil
+			}
+			return g.pskSecret(id)
+		}
+	}
+	ep, err := next.advance(g, a, ac, commitSecret, g.secrets.InitSecret, pskLookup)
 	if err != nil {
 		return nil, err
 	}

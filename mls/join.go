@@ -22,6 +22,11 @@ type JoinOptions struct {
 	// Config is the new group's configuration; its ExternalPSKs supply
 	// the PSKs a Welcome names.
 	Config *Config
+	// Resumption holds this client's states of earlier groups, whose
+	// resumption PSKs a Welcome may name (RFC 9420 §8.6, §12.4.3.1): the
+	// old group of a ReInit (Group.ReInitGroup), the group of a branch,
+	// or the same group for usage application.
+	Resumption []*Group
 }
 
 // welcome builds the Welcome of a commit that adds members (RFC 9420
@@ -180,12 +185,13 @@ func Join(kp *KeyPackage, welcome []byte, opts *JoinOptions) (*Group, error) {
 	}
 	// RFC 9420 §12.4.3.1: the PSKs named in GroupSecrets must be known.
 	g := &Group{suite: s, signer: kp.signer, cfg: cfg, updateKeys: map[string]*ciphersuite.HPKEPrivateKey{}, resumption: map[uint64][]byte{}}
+	var links resumptionLinks
 	pskSecret, err := pskSecretOf(g, gs.PSKs, func(id *wire.PreSharedKeyID) ([]byte, error) {
 		if len(id.PSKNonce) != s.Nh() {
 			return nil, errors.New("mls: join: psk_nonce of the wrong length")
 		}
-		if id.Type != wire.PSKTypeExternal {
-			return nil, errors.New("mls: join: resumption PSKs in a Welcome are not supported")
+		if id.Type == wire.PSKTypeResumption {
+			return joinResumptionPSK(id, opts.Resumption, &links)
 		}
 		if v, ok := cfg.ExternalPSKs[string(id.PSKID)]; ok {
 			return v, nil
@@ -208,6 +214,9 @@ func Join(kp *KeyPackage, welcome []byte, opts *JoinOptions) (*Group, error) {
 		return nil, err
 	}
 	if err := verifyJoinedTree(s, gi, t, &cfg); err != nil {
+		return nil, err
+	}
+	if err := links.check(&gi.GroupContext, t); err != nil {
 		return nil, err
 	}
 	// Find this member's leaf: the KeyPackage's leaf node (§12.4.3.1).
