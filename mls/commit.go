@@ -54,6 +54,11 @@ type CommitOptions struct {
 	PublicMessage bool
 	// AuthenticatedData is sent in the clear, authenticated.
 	AuthenticatedData []byte
+	// ApplicationID, if non-nil, sets the application_id extension (RFC
+	// 9420 §5.3.3) of the committer's own leaf: the commit then carries
+	// an UpdatePath whose new leaf has it (an empty, non-nil value sets an
+	// empty application_id).
+	ApplicationID []byte
 
 	// injected is set by ReInitGroup only.
 	injected *injectedPSK
@@ -110,7 +115,7 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 			return nil, err
 		}
 	}
-	forcePath := opts.ForcePath
+	forcePath := opts.ForcePath || opts.ApplicationID != nil
 	for _, c := range g.proposals {
 		if c.proposal.Type == wire.ProposalTypeUpdate && c.sender == me {
 			// RFC 9420 §12.4.1: the committer's own Update proposals are
@@ -159,6 +164,11 @@ func (g *Group) Commit(opts *CommitOptions) (*CommitResult, error) {
 	var path *tree.Path
 	if a.pathRequired || forcePath {
 		tmpl := *next.tree.Leaf(g.myLeaf())
+		if opts.ApplicationID != nil {
+			if tmpl.Extensions, err = withApplicationID(tmpl.Extensions, opts.ApplicationID); err != nil {
+				return nil, err
+			}
+		}
 		path, err = next.tree.GeneratePath(g.pathOptions(&provisional, a.added), g.myLeaf(), &tmpl, g.signer.key, next.priv, nil)
 		if err != nil {
 			return nil, fmt.Errorf("mls: commit: %w", err)
@@ -372,4 +382,17 @@ func (g *Group) padding(content *wire.FramedContent) int {
 	n := len(b) + 64
 	block := g.cfg.paddingBlock()
 	return (block - n%block) % block
+}
+
+// withApplicationID returns a copy of exts whose application_id extension
+// (RFC 9420 §5.3.3: "struct { opaque application_id<V>; } ApplicationId",
+// at most one per leaf, §13.4) carries id.
+func withApplicationID(exts wire.Extensions, id []byte) (wire.Extensions, error) {
+	a := wire.ApplicationID(id)
+	data, err := a.MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("mls: application_id: %w", err)
+	}
+	out := slices.DeleteFunc(slices.Clone(exts), func(e wire.Extension) bool { return e.Type == wire.ExtensionTypeApplicationID })
+	return append(out, wire.Extension{Type: wire.ExtensionTypeApplicationID, Data: data}), nil
 }

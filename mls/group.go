@@ -278,6 +278,9 @@ type Member struct {
 	LeafIndex    uint32
 	Identity     []byte // from the basic credential
 	SignatureKey []byte
+	// ApplicationID is the application_id extension of the member's leaf
+	// (RFC 9420 §5.3.3), nil if it has none.
+	ApplicationID []byte
 }
 
 // Members lists the group's members in leaf order.
@@ -285,7 +288,14 @@ func (g *Group) Members() []Member {
 	var out []Member
 	for l := uint32(0); l < g.tree.LeafCount(); l++ {
 		if ln := g.tree.Leaf(treeLeaf(l)); ln != nil {
-			out = append(out, Member{LeafIndex: l, Identity: slices.Clone(ln.Credential.Identity), SignatureKey: slices.Clone(ln.SignatureKey)})
+			m := Member{LeafIndex: l, Identity: slices.Clone(ln.Credential.Identity), SignatureKey: slices.Clone(ln.SignatureKey)}
+			if e, ok := ln.Extensions.Find(wire.ExtensionTypeApplicationID); ok {
+				var id wire.ApplicationID
+				if id.UnmarshalBinary(e.Data) == nil {
+					m.ApplicationID = slices.Clone([]byte(id))
+				}
+			}
+			out = append(out, m)
 		}
 	}
 	return out

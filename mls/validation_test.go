@@ -59,3 +59,24 @@ func mustMarshal(t testing.TB, g *Group) []byte {
 	}
 	return b
 }
+
+// TestApplicationIDOnOwnLeaf: CommitOptions.ApplicationID sets the
+// application_id extension (RFC 9420 §5.3.3) of the committer's leaf through
+// an UpdatePath, every member sees it in Members, and a later change
+// replaces it (one extension of the type, §13.4).
+func TestApplicationIDOnOwnLeaf(t *testing.T) {
+	ms := newTestGroup(t, testSuites[0], 3, true)
+	for _, id := range []string{"device-7", "device-8"} {
+		commitAndDeliver(t, ms, 1, &CommitOptions{ApplicationID: []byte(id)})
+		checkAgree(t, ms)
+		for _, m := range ms {
+			got := m.g.Members()[1].ApplicationID
+			if string(got) != id {
+				t.Fatalf("%s sees leaf 1 application_id %q, want %q", m.name, got, id)
+			}
+			if m.g.Members()[0].ApplicationID != nil || m.g.Members()[2].ApplicationID != nil {
+				t.Fatalf("%s: application_id on a leaf that did not set one", m.name)
+			}
+		}
+	}
+}
