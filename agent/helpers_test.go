@@ -189,7 +189,12 @@ func newProfile(t testing.TB, name string, relays ...*testRelay) string {
 
 func openAgent(t testing.TB, home, name string) *testAgent {
 	t.Helper()
-	a, err := Open(home, []byte(name+" passphrase"), testOptions())
+	return openAgentWith(t, home, name, testOptions())
+}
+
+func openAgentWith(t testing.TB, home, name string, opts *Options) *testAgent {
+	t.Helper()
+	a, err := Open(home, []byte(name+" passphrase"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
