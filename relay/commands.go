@@ -133,6 +133,9 @@ func (c *conn) secure(f *wire.Frame, cmd *wire.Command, q *store.Queue) bool {
 
 // send stores a block and acknowledges it only once the store has it
 // (durably, on a durable store), then pushes it to a live subscriber.
+// Up to maxConcurrentSends sends of a connection are stored at once, so
+// they share one group commit; their order in the queue is the order in
+// which the store takes them.
 // Before the queue is secured a send carries no authenticator (the
 // sender's first message brings its key to the recipient, as in SimpleX
 // SMP); afterwards it must carry the sender's.
@@ -158,19 +161,35 @@ func (c *conn) send(f *wire.Frame, cmd *wire.Command) bool {
 	} else if !c.authenticate(f, roleSender, id, q.SenderKey) {
 		return c.fail(f, wire.CodeAuth)
 	}
-	seq, err := c.s.store.Append(c.ctx, q.RecipientID, cmd.Block, time.Now(), c.s.limits.MaxQueueBlocks)
+	select {
+	case c.appendSem <- struct{}{}:
+	case <-c.ctx.Done():
+		return false
+	}
+	corr, entity, block := f.CorrID, f.EntityID, cmd.Block // data is not reused after this frame
+	c.appends.Go(func() {
+		defer func() { <-c.appendSem }()
+		c.store(corr, entity, q.RecipientID, block)
+	})
+	return true
+}
+
+// store appends a block, answers the sender once the store has it, and
+// pushes it to a live subscriber. It runs concurrently with the reader.
+func (c *conn) store(corr uint64, entity []byte, recipient store.ID, block []byte) {
+	f := &wire.Frame{CorrID: corr, EntityID: entity}
+	seq, err := c.s.store.Append(c.ctx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks)
 	if err != nil {
 		if codeOf(err) == wire.CodeInternal && c.ctx.Err() == nil {
 			c.s.log.Error("relay append failed", "err", err)
 		}
-		return c.fail(f, codeOf(err))
+		c.fail(f, codeOf(err))
+		return
 	}
 	c.s.metrics.sent.Add(1)
-	if !c.ok(f) {
-		return false
+	if c.ok(f) {
+		c.s.appended(recipient, seq, block)
 	}
-	c.s.appended(q.RecipientID, seq, cmd.Block)
-	return true
 }
 
 func (c *conn) subscribe(f *wire.Frame, q *store.Queue) bool {
@@ -185,15 +204,29 @@ func (c *conn) subscribe(f *wire.Frame, q *store.Queue) bool {
 	return true
 }
 
+// ack deletes a delivered block. Like sends, acks are stored
+// concurrently so that they share the store's group commit.
 func (c *conn) ack(f *wire.Frame, cmd *wire.Command, q *store.Queue) bool {
-	err := c.s.store.Ack(c.ctx, q.RecipientID, cmd.Seq)
-	// The block is no longer in flight either way.
-	c.s.acked(q.RecipientID, cmd.Seq)
-	if err != nil {
-		return c.fail(f, codeOf(err))
+	select {
+	case c.appendSem <- struct{}{}:
+	case <-c.ctx.Done():
+		return false
 	}
-	c.s.metrics.acked.Add(1)
-	return c.ok(f)
+	corr, entity, recipient, seq := f.CorrID, f.EntityID, q.RecipientID, cmd.Seq
+	c.appends.Go(func() {
+		defer func() { <-c.appendSem }()
+		f := &wire.Frame{CorrID: corr, EntityID: entity}
+		err := c.s.store.Ack(c.ctx, recipient, seq)
+		// The block is no longer in flight either way.
+		c.s.acked(recipient, seq)
+		if err != nil {
+			c.fail(f, codeOf(err))
+			return
+		}
+		c.s.metrics.acked.Add(1)
+		c.ok(f)
+	})
+	return true
 }
 
 func (c *conn) get(f *wire.Frame, q *store.Queue) bool {

@@ -17,6 +17,10 @@ import (
 // keys; past it the cache is emptied and refilled on demand.
 const authCacheMax = 4096
 
+// maxConcurrentSends bounds the sends and acks of one connection being
+// stored at once.
+const maxConcurrentSends = 64
+
 // conn is one client connection. Its reader (run) owns the fields marked
 // reader-owned; the writer goroutine owns the WebSocket's write side;
 // other connections touch only the outbox and subs, under their mutexes.
@@ -33,11 +37,16 @@ type conn struct {
 	tokens    float64
 	lastFill  time.Time
 
-	outMu    sync.Mutex // guards out and outBytes
+	outMu    sync.Mutex // guards out, outBytes and drained
 	out      [][]byte
 	outBytes int           // queued plus being written
 	outReady chan struct{} // cap 1: out has frames
-	drained  chan struct{} // cap 1: the writer finished a batch
+	drained  chan struct{} // closed (and replaced) when the writer finishes a batch
+
+	// Sends and acks are stored concurrently, so that one connection's
+	// writes share the store's group commit; appendSem bounds them.
+	appendSem chan struct{}
+	appends   sync.WaitGroup
 
 	subMu sync.Mutex // guards subs
 	subs  map[store.ID]*subscription
@@ -65,7 +74,8 @@ func newConn(s *Server, ws *websocket.Conn, exporter []byte) *conn {
 		tokens:    float64(2 * s.limits.CommandsPerSecond),
 		lastFill:  time.Now(),
 		outReady:  make(chan struct{}, 1),
-		drained:   make(chan struct{}, 1),
+		drained:   make(chan struct{}),
+		appendSem: make(chan struct{}, maxConcurrentSends),
 		subs:      make(map[store.ID]*subscription),
 	}
 }
@@ -81,6 +91,7 @@ func (c *conn) run(ctx context.Context) {
 	wg.Go(c.writer)
 	defer func() {
 		c.cancel()
+		c.appends.Wait()
 		wg.Wait()
 		c.dropSubscriptions()
 	}()
@@ -147,15 +158,13 @@ func (c *conn) writer() {
 		}
 		c.outMu.Lock()
 		c.outBytes -= n
+		close(c.drained)
+		c.drained = make(chan struct{})
 		c.outMu.Unlock()
-		select {
-		case c.drained <- struct{}{}:
-		default:
-		}
 	}
 }
 
-// respond queues a response from the reader. When the send buffer is half
+// respond queues a response from the reader or a send in progress. When the send buffer is half
 // full it waits for the writer: a client that does not read its responses
 // stops being read, and nobody else waits.
 func (c *conn) respond(frame []byte) bool {
@@ -166,9 +175,10 @@ func (c *conn) respond(frame []byte) bool {
 			c.outMu.Unlock()
 			return true
 		}
+		drained := c.drained
 		c.outMu.Unlock()
 		select {
-		case <-c.drained:
+		case <-drained:
 		case <-c.ctx.Done():
 			return false
 		}

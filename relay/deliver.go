@@ -17,9 +17,10 @@ import (
 //     after it is acknowledged (the store is the only source, as in SimpleX
 //     SMP, where a recipient acknowledges each message before the next);
 //   - live: once the queue is empty, each newly stored block is pushed as
-//     soon as it is stored, up to Window unacknowledged blocks. Past the
-//     window the subscription falls back to catch-up when the window
-//     drains.
+//     soon as it is stored, up to Window unacknowledged blocks; past the
+//     window, up to pendingFactor*Window more wait in memory and are pushed
+//     as acknowledgements come. Past that the subscription falls back to
+//     catch-up once everything in flight is acknowledged.
 //
 // A block pushed twice (a send racing the switch to live) is delivered
 // twice: delivery is at least once and the client de-duplicates.
@@ -31,6 +32,16 @@ type subscription struct {
 	conn     *conn      // nil once the subscription has ended
 	live     bool
 	inflight map[uint64]struct{} // pushed, not yet acknowledged
+	pending  []pendingBlock      // stored while the window was full, in order
+}
+
+// pendingFactor sizes the in-memory overflow of a live subscription in
+// windows.
+const pendingFactor = 4
+
+type pendingBlock struct {
+	seq  uint64
+	data []byte
 }
 
 func (s *Server) deliveryAEAD(q *store.Queue) (cipher.AEAD, error) {
@@ -111,7 +122,7 @@ func (s *Server) lookup(id store.ID) *subscription {
 func (s *Server) kick(sub *subscription) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	if sub.conn == nil || sub.live || len(sub.inflight) > 0 {
+	if sub.conn == nil || sub.live || len(sub.inflight) > 0 || len(sub.pending) > 0 {
 		return
 	}
 	blk, err := s.store.First(s.ctx, sub.id)
@@ -139,11 +150,14 @@ func (s *Server) appended(id store.ID, seq uint64, data []byte) {
 	if sub.conn == nil || !sub.live {
 		return
 	}
-	if len(sub.inflight) >= s.limits.Window {
-		sub.live = false // catch up from the store once the window drains
-		return
+	switch {
+	case len(sub.inflight) < s.limits.Window && len(sub.pending) == 0:
+		s.pushLocked(sub, seq, data)
+	case len(sub.pending) < pendingFactor*s.limits.Window:
+		sub.pending = append(sub.pending, pendingBlock{seq, data})
+	default:
+		sub.live = false // catch up from the store once all is acknowledged
 	}
-	s.pushLocked(sub, seq, data)
 }
 
 // acked records that a block is no longer in flight and continues a
@@ -155,6 +169,12 @@ func (s *Server) acked(id store.ID, seq uint64) {
 	}
 	sub.mu.Lock()
 	delete(sub.inflight, seq)
+	for sub.conn != nil && len(sub.pending) > 0 && len(sub.inflight) < s.limits.Window {
+		p := sub.pending[0]
+		sub.pending[0] = pendingBlock{}
+		sub.pending = sub.pending[1:]
+		s.pushLocked(sub, p.seq, p.data)
+	}
 	sub.mu.Unlock()
 	s.kick(sub)
 }

@@ -54,7 +54,7 @@ type Limits struct {
 	// unacknowledged (default 64).
 	Window int
 	// SendBuffer bounds the bytes queued for one connection (default
-	// 4 MiB). A subscriber that lets it fill is disconnected; its blocks
+	// 4 MiB, and at least two windows of blocks). A subscriber that lets it fill is disconnected; its blocks
 	// stay stored for its next subscription.
 	SendBuffer int
 	// WriteTimeout bounds one write to a client (default 10 s).
@@ -88,6 +88,9 @@ func (l Limits) withDefaults() Limits {
 	defd(&l.WriteTimeout, 10*time.Second)
 	defd(&l.IdleTimeout, 5*time.Minute)
 	defd(&l.ExpiryInterval, min(time.Minute, l.BlockTTL/4))
+	// A full window of pushed blocks must fit in half the send buffer,
+	// or a subscriber keeping up with its window would be cut off.
+	l.SendBuffer = max(l.SendBuffer, 2*l.Window*(l.BlockSize+wire.SealedOverhead+wire.FrameOverhead))
 	return l
 }
 

@@ -1,0 +1,293 @@
+package relay
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"net"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parley-messenger/parley/relay/client"
+	"github.com/parley-messenger/parley/relay/store"
+	"github.com/parley-messenger/parley/relay/store/boltstore"
+	"github.com/parley-messenger/parley/relay/store/memstore"
+)
+
+// benchLimits lift the per-connection command rate, which otherwise caps
+// one connection at 2,000 commands/s by design.
+var benchLimits = Limits{CommandsPerSecond: 1 << 30, Window: 256}
+
+const (
+	benchPayload  = 256 // bytes, as the benchmark specifies
+	benchInFlight = 64  // sends in flight on the one sender connection
+)
+
+// benchRelay serves a durable (bbolt, fsync with group commit) or an
+// in-memory store on loopback.
+func benchRelay(b *testing.B, durable bool) (*Server, string, func()) {
+	b.Helper()
+	var st store.Store
+	if durable {
+		bs, err := boltstore.Open(filepath.Join(b.TempDir(), "relay.db"), boltstore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st = bs
+	} else {
+		st = memstore.New(memstore.Options{MaxBytes: 4 << 30})
+	}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	srv, err := NewServer(Config{Key: key, Store: st, Limits: benchLimits})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Serve(ctx, ln) })
+	return srv, srv.Address(ln.Addr().String()), func() {
+		cancel()
+		wg.Wait()
+		st.Close()
+	}
+}
+
+// pair is one sender and one subscribed recipient. The recipient records
+// the send-to-receive latency of each block (the send time travels in the
+// payload) and acknowledges every block.
+type pair struct {
+	snd, rcp *client.Client
+	q        *client.RecipientQueue
+	sq       client.SenderQueue
+
+	mu   sync.Mutex
+	lat  []time.Duration
+	seen map[uint64]bool
+	all  chan struct{}
+	want int
+}
+
+func newPair(b *testing.B, ctx context.Context, addr string, want int) (*pair, func()) {
+	b.Helper()
+	p := &pair{seen: make(map[uint64]bool), all: make(chan struct{}), want: want}
+	var err error
+	if p.rcp, err = client.Dial(ctx, addr, nil); err != nil {
+		b.Fatal(err)
+	}
+	if p.snd, err = client.Dial(ctx, addr, nil); err != nil {
+		b.Fatal(err)
+	}
+	if p.q, err = p.rcp.Create(ctx); err != nil {
+		b.Fatal(err)
+	}
+	p.sq = p.q.SenderQueue()
+	p.sq.AuthKey, _ = client.GenerateKey()
+	if err := p.rcp.Secure(ctx, p.q, p.sq.AuthKey.PublicKey()); err != nil {
+		b.Fatal(err)
+	}
+	if err := p.rcp.Subscribe(ctx, p.q); err != nil {
+		b.Fatal(err)
+	}
+	acks := make(chan uint64, 1024)
+	var wg sync.WaitGroup
+	for range benchInFlight {
+		wg.Go(func() {
+			for seq := range acks {
+				p.rcp.Ack(ctx, p.q, seq)
+			}
+		})
+	}
+	wg.Go(func() {
+		defer close(acks)
+		for {
+			select {
+			case d, ok := <-p.rcp.Deliveries():
+				if !ok {
+					return
+				}
+				now := time.Now()
+				if len(d.Payload) != benchPayload {
+					continue
+				}
+				idx := binary.BigEndian.Uint64(d.Payload[8:])
+				sent := time.Unix(0, int64(binary.BigEndian.Uint64(d.Payload)))
+				p.mu.Lock()
+				if !p.seen[idx] {
+					p.seen[idx] = true
+					p.lat = append(p.lat, now.Sub(sent))
+					if len(p.seen) == p.want {
+						close(p.all)
+					}
+				}
+				p.mu.Unlock()
+				acks <- d.Seq
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	return p, func() {
+		p.snd.Close()
+		p.rcp.Close()
+		wg.Wait()
+	}
+}
+
+func (p *pair) send(ctx context.Context, idx uint64) error {
+	var payload [benchPayload]byte
+	binary.BigEndian.PutUint64(payload[:], uint64(time.Now().UnixNano()))
+	binary.BigEndian.PutUint64(payload[8:], idx)
+	return p.snd.Send(ctx, &p.sq, payload[:])
+}
+
+func (p *pair) report(b *testing.B, elapsed time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	slices.Sort(p.lat)
+	b.ReportMetric(float64(len(p.lat))/elapsed.Seconds(), "blocks/s")
+	b.ReportMetric(float64(p.lat[len(p.lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(p.lat[len(p.lat)*99/100].Microseconds()), "p99-µs")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkRelayThroughput: one sender to one subscribed recipient,
+// 256-byte payloads (padded to the 16 KiB block), TLS 1.3 + WebSocket on
+// loopback, with benchInFlight sends in flight. Reports blocks/s and the
+// send-to-receive latency p50/p99 under that load.
+func BenchmarkRelayThroughput(b *testing.B) {
+	for _, durable := range []bool{true, false} {
+		name := "durable"
+		if !durable {
+			name = "memory"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			_, addr, stop := benchRelay(b, durable)
+			defer stop()
+			p, closePair := newPair(b, ctx, addr, b.N)
+			defer closePair()
+			var next atomic.Uint64
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range benchInFlight {
+				wg.Go(func() {
+					for {
+						i := next.Add(1) - 1
+						if i >= uint64(b.N) {
+							return
+						}
+						if err := p.send(ctx, i); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			select {
+			case <-p.all:
+			case <-ctx.Done():
+				b.Fatal("not every block arrived")
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			p.report(b, elapsed)
+		})
+	}
+}
+
+// BenchmarkRelayLatency1000: the same path paced at 1,000 blocks/s, for
+// the send-to-receive latency at that rate (run with -benchtime=2000x).
+func BenchmarkRelayLatency1000(b *testing.B) {
+	for _, durable := range []bool{true, false} {
+		name := "durable"
+		if !durable {
+			name = "memory"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			_, addr, stop := benchRelay(b, durable)
+			defer stop()
+			p, closePair := newPair(b, ctx, addr, b.N)
+			defer closePair()
+			b.ResetTimer()
+			start := time.Now()
+			tick := time.NewTicker(time.Millisecond)
+			defer tick.Stop()
+			var wg sync.WaitGroup
+			for i := range uint64(b.N) {
+				<-tick.C
+				wg.Go(func() {
+					if err := p.send(ctx, i); err != nil {
+						b.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			select {
+			case <-p.all:
+			case <-ctx.Done():
+				b.Fatal("not every block arrived")
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			p.report(b, elapsed)
+		})
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse + m.StackInuse
+}
+
+// BenchmarkIdleQueueMemory creates 100,000 queues through the protocol on
+// an in-memory relay and reports the heap they cost, per queue (relay
+// state and store; the client keeps nothing per queue).
+func BenchmarkIdleQueueMemory(b *testing.B) {
+	const queues = 100_000
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	for range b.N {
+		_, addr, stop := benchRelay(b, false)
+		c, err := client.Dial(ctx, addr, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		before := heapInUse()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range benchInFlight {
+			wg.Go(func() {
+				for next.Add(1) <= queues {
+					if _, err := c.Create(ctx); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		after := heapInUse()
+		b.ReportMetric(float64(after-before)/queues, "bytes/queue")
+		c.Close()
+		stop()
+	}
+	b.ReportMetric(0, "ns/op")
+}

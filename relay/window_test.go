@@ -1,0 +1,74 @@
+package relay
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parley-messenger/parley/internal/leakcheck"
+)
+
+// TestPipelinedSendsAllDelivered: many concurrent sends on one connection
+// to a subscribed queue, a small window that overflows into the pending
+// buffer and then into catch-up, and acks arriving out of order: every
+// block is delivered.
+func TestPipelinedSendsAllDelivered(t *testing.T) {
+	defer leakcheck.Check(t)()
+	const n = 1500
+	ctx := testCtx(t)
+	r := startRelay(t, Limits{Window: 4, CommandsPerSecond: 1 << 20, MaxQueueBlocks: 1 << 20})
+	defer r.stop()
+	rcp := dial(t, ctx, r.addr)
+	defer rcp.Close()
+	snd := dial(t, ctx, r.addr)
+	defer snd.Close()
+	q, err := rcp.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rcp.Subscribe(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	sq := q.SenderQueue()
+	var next atomic.Uint32
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= n {
+					return
+				}
+				var b [4]byte
+				binary.BigEndian.PutUint32(b[:], i)
+				if err := snd.Send(ctx, &sq, b[:]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	acks := make(chan uint64, 64)
+	for range 8 {
+		wg.Go(func() {
+			for seq := range acks {
+				rcp.Ack(ctx, q, seq)
+			}
+		})
+	}
+	seen := make(map[uint32]bool)
+	stall := time.NewTimer(20 * time.Second)
+	for len(seen) < n {
+		select {
+		case d := <-rcp.Deliveries():
+			seen[binary.BigEndian.Uint32(d.Payload)] = true
+			acks <- d.Seq
+		case <-stall.C:
+			t.Fatalf("stalled after %d of %d blocks", len(seen), n)
+		}
+	}
+	close(acks)
+	wg.Wait()
+}
