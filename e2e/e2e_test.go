@@ -38,8 +38,8 @@ func TestE2E(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	r1 := startRelay(t, ctx, filepath.Join(dir, "relay1"), "127.0.0.1:0")
-	r2 := startRelay(t, ctx, filepath.Join(dir, "relay2"), "127.0.0.1:0")
+	r1 := startRelay(t, ctx, filepath.Join(dir, "relay1"))
+	r2 := startRelay(t, ctx, filepath.Join(dir, "relay2"))
 	alice, bob := filepath.Join(dir, "alice"), filepath.Join(dir, "bob")
 	aliceName, bobName := word("Alice"), word("Bob")
 	must(t, ctx, alice, "init", "--name", aliceName)
@@ -224,9 +224,16 @@ func TestE2E(t *testing.T) {
 		secrets["invitation prekey bundle @"+itoa(off)] = bundle[off : off+32]
 	}
 
+	// Every file in the relays' data directories, their logs, and the
+	// traffic captured between the clients and them.
 	relayFiles := append(files(t, r1.dir), files(t, r2.dir)...)
 	relayFiles = append(append(relayFiles, r1.logs...), r2.logs...)
-	if len(relayFiles) < 4 {
+	for _, c := range []string{r1.dir + ".capture", r2.dir + ".capture"} {
+		if st, err := os.Stat(c); err != nil || st.Size() < 10000 {
+			t.Fatalf("traffic capture %s: %v, %v bytes: the clients did not go through the tap", c, err, st)
+		}
+	}
+	if len(relayFiles) < 6 {
 		t.Fatalf("relay files: %v", relayFiles)
 	}
 	for _, f := range relayFiles {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,15 +93,33 @@ type relayProc struct {
 	t      *testing.T
 	dir    string
 	listen string
+	public string // the tap's address, advertised instead of listen
 	addr   string
 	p      *proc
 	logs   []string
 }
 
-func startRelay(t *testing.T, ctx context.Context, dir, listen string) *relayProc {
-	r := &relayProc{t: t, dir: dir, listen: listen}
+// startRelay starts a relay behind a tap that captures its traffic into
+// dir + ".capture".
+func startRelay(t *testing.T, ctx context.Context, dir string) *relayProc {
+	t.Helper()
+	listen := "127.0.0.1:" + freePort(t)
+	tp := startTap(t, listen, dir+".capture")
+	r := &relayProc{t: t, dir: dir, listen: listen, public: tp.addr()}
+	r.logs = append(r.logs, dir+".capture")
 	r.start(ctx)
 	return r
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
 }
 
 func (r *relayProc) start(ctx context.Context) {
@@ -117,7 +136,7 @@ func (r *relayProc) start(ctx context.Context) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.p = start(t, ctx, nil, pw, logf, "relay", "--listen", r.listen, "--data", r.dir, "--verbose")
+	r.p = start(t, ctx, nil, pw, logf, "relay", "--listen", r.listen, "--public", r.public, "--data", r.dir, "--verbose")
 	pw.Close() // the child holds its end
 	line := make(chan string, 1)
 	go func() { // ends at the pipe's end
@@ -146,8 +165,9 @@ func (r *relayProc) start(ctx context.Context) {
 	if !strings.HasPrefix(r.addr, "parley://") {
 		t.Fatalf("relay printed %q", r.addr)
 	}
-	// The next start listens on the same port.
-	r.listen = r.addr[strings.LastIndex(r.addr, "@")+1:]
+	if want := "@" + r.public; !strings.HasSuffix(r.addr, want) {
+		t.Fatalf("relay address %q does not go through the tap %s", r.addr, r.public)
+	}
 }
 
 // result is one finished command.
