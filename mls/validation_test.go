@@ -1,9 +1,12 @@
 package mls
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/parley-messenger/parley/mls/internal/wire"
 )
 
 // TestKeyPackageLifetimeEnforcedWhenSending checks RFC 9420 §7.3: a client
@@ -78,5 +81,60 @@ func TestApplicationIDOnOwnLeaf(t *testing.T) {
 				t.Fatalf("%s: application_id on a leaf that did not set one", m.name)
 			}
 		}
+	}
+}
+
+// TestCommitProposalListDefectsRejected: a member's commit whose proposal
+// list breaks RFC 9420 §12.2 is rejected by the receiver for that reason
+// (the error names the rule, so a later check such as the confirmation tag
+// cannot stand in for it), and the receiver's state is unchanged.
+func TestCommitProposalListDefectsRejected(t *testing.T) {
+	ms := newTestGroup(t, MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, 4, true)
+	commitAndDeliver(t, ms, 2, &CommitOptions{ForcePath: true})
+	committer, receiver := ms[0], ms[3].g
+	res, err := committer.g.Commit(&CommitOptions{ForcePath: true, PublicMessage: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byValue := func(p *wire.Proposal) wire.ProposalOrRef {
+		return wire.ProposalOrRef{Type: wire.ProposalOrRefTypeProposal, Proposal: p}
+	}
+	psk := &wire.Proposal{Type: wire.ProposalTypePSK, PreSharedKey: &wire.PreSharedKey{PSK: wire.PreSharedKeyID{
+		Type: wire.PSKTypeResumption, Usage: wire.ResumptionPSKUsageApplication,
+		PSKGroupID: committer.g.GroupID(), PSKEpoch: committer.g.Epoch() - 1,
+		PSKNonce: bytes.Repeat([]byte{7}, committer.g.suite.Nh()),
+	}}}
+	if err := receiver.checkPSK(&psk.PreSharedKey.PSK); err != nil {
+		t.Fatalf("the PSK of the test is not usable on its own: %v", err)
+	}
+	gce := &wire.Proposal{Type: wire.ProposalTypeGroupContextExtensions, GroupContextExtensions: &wire.GroupContextExtensions{}}
+	reinit := &wire.Proposal{Type: wire.ProposalTypeReInit, ReInit: &wire.ReInit{GroupID: []byte("x"), Version: wire.MLS10, CipherSuite: wire.CipherSuite(committer.g.CipherSuite())}}
+	remove := func(l uint32) *wire.Proposal {
+		return &wire.Proposal{Type: wire.ProposalTypeRemove, Remove: &wire.Remove{Removed: l}}
+	}
+	for _, c := range []struct {
+		name, want string
+		props      []*wire.Proposal
+	}{
+		{"committer removes itself", "committer removes itself", []*wire.Proposal{remove(committer.g.LeafIndex())}},
+		{"same PSK twice", "the same PSK twice", []*wire.Proposal{psk, psk}},
+		{"ReInit with another proposal", "ReInit must be the only proposal", []*wire.Proposal{reinit, remove(2)}},
+		{"two GroupContextExtensions", "more than one GroupContextExtensions", []*wire.Proposal{gce, gce}},
+		{"same leaf removed twice", "removed twice", []*wire.Proposal{remove(2), remove(2)}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			msg := recommit(t, committer.g, committer.signer, res.Commit, func(pm *wire.PublicMessage) {
+				for _, p := range c.props {
+					pm.Content.Commit.Proposals = append(pm.Content.Commit.Proposals, byValue(p))
+				}
+			}, true)
+			err := expectRejected(t, receiver, msg, nil, c.name)
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("rejected for another reason: %v", err)
+			}
+		})
+	}
+	if _, err := receiver.ProcessMessage(res.Commit); err != nil {
+		t.Fatalf("genuine commit after the defective ones: %v", err)
 	}
 }
