@@ -19,7 +19,7 @@ const (
 )
 
 var (
-	inviteCommand = command{"print a one-time invitation link (and a QR code on a terminal)", runInvite}
+	inviteCommand = command{"print a one-time invitation link (and a QR code on a terminal, when it fits)", runInvite}
 	acceptCommand = command{"accept an invitation link", runAccept}
 )
 
