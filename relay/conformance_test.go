@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -304,5 +305,21 @@ func TestClientReconnects(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("no delivery after reconnect")
+	}
+}
+
+// TestWrongFingerprintRefused: a relay whose key does not match the
+// fingerprint in the address is refused during the TLS handshake.
+func TestWrongFingerprintRefused(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testCtx(t)
+	r := startRelay(t, Limits{})
+	defer r.stop()
+	other := startRelay(t, Limits{})
+	defer other.stop()
+	_, hostport, _ := wire.ParseAddress(r.addr)
+	forged := other.addr[:strings.Index(other.addr, "@")+1] + hostport
+	if _, err := client.Dial(ctx, forged, nil); err == nil || !strings.Contains(err.Error(), "fingerprint") {
+		t.Fatalf("Dial with another relay's fingerprint: %v", err)
 	}
 }

@@ -87,9 +87,14 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func startProc(t *testing.T, ctx context.Context, dir, listen string) *relayProc {
+// startProcB starts a non-durable relay process for a benchmark.
+func startProcB(b *testing.B, ctx context.Context) *relayProc {
+	return startProc(b, ctx, b.TempDir(), "127.0.0.1:0", "--durable=false")
+}
+
+func startProc(t testing.TB, ctx context.Context, dir, listen string, extra ...string) *relayProc {
 	t.Helper()
-	cmd := exec.Command(parleyBin, "relay", "--listen", listen, "--data", dir)
+	cmd := exec.Command(parleyBin, append([]string{"relay", "--listen", listen, "--data", dir}, extra...)...)
 	out := &syncBuffer{first: make(chan string, 1)}
 	errb := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, errb

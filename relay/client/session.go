@@ -3,14 +3,9 @@ package client
 import (
 	"context"
 	"crypto/ecdh"
-	"crypto/ed25519"
-	"crypto/sha256"
-	"crypto/subtle"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"net/http"
 	"sync"
 	"time"
 
@@ -120,47 +115,13 @@ type session struct {
 func (c *Client) dial(ctx context.Context) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	tlsConf := &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		NextProtos: []string{"http/1.1"},
-		// No certificate authority: the relay is authenticated by the
-		// SHA-256 of its key's SPKI, carried in its address, checked in
-		// VerifyConnection.
-		InsecureSkipVerify: true,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("relay presented no certificate")
-			}
-			cert := cs.PeerCertificates[0]
-			if _, ok := cert.PublicKey.(ed25519.PublicKey); !ok {
-				return errors.New("relay key is not Ed25519")
-			}
-			fp := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
-			if subtle.ConstantTimeCompare(fp[:], c.fp[:]) != 1 {
-				return errors.New("relay key does not match the fingerprint in its address")
-			}
-			return nil
-		},
-	}
-	tr := &http.Transport{DialContext: c.opts.DialContext, TLSClientConfig: tlsConf, TLSHandshakeTimeout: handshakeTimeout}
-	defer tr.CloseIdleConnections()
-	ws, resp, err := websocket.Dial(ctx, "wss://"+c.hostport+wire.WebSocketPath, &websocket.DialOptions{
-		HTTPClient:      &http.Client{Transport: tr},
-		CompressionMode: websocket.CompressionDisabled,
-	})
+	ws, exporter, err := c.connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("relay client: connecting to %s: %w", c.hostport, err)
 	}
 	fail := func(err error) (*session, error) {
 		ws.CloseNow()
 		return nil, fmt.Errorf("relay client: connecting to %s: %w", c.hostport, err)
-	}
-	if resp.TLS == nil || resp.TLS.Version != tls.VersionTLS13 {
-		return fail(errors.New("not TLS 1.3"))
-	}
-	exporter, err := resp.TLS.ExportKeyingMaterial(wire.ExporterLabel, nil, wire.ExporterLength)
-	if err != nil {
-		return fail(err)
 	}
 	ws.SetReadLimit(wire.MaxBlockSize + wire.SealedOverhead + wire.FrameOverhead)
 	_, data, err := ws.Read(ctx)
