@@ -88,6 +88,7 @@ type Options struct {
 type Store struct {
 	w, r     *sql.DB // w: the committer's one connection; r: read-only pool
 	stmts    writeStmts
+	rstmts   readStmts
 	maxBatch int
 	ops      chan *op      // to the committer; closed by Close
 	stopped  chan struct{} // closed when the committer has exited
@@ -97,6 +98,12 @@ type Store struct {
 }
 
 var _ store.Store = (*Store)(nil)
+
+// readStmts are prepared on the read pool (database/sql prepares each on
+// a connection the first time it runs there, then reuses it).
+type readStmts struct {
+	byRecipient, bySender, firstBlock, queueExists *sql.Stmt
+}
 
 // writeStmts are prepared once on the write connection.
 type writeStmts struct {
@@ -118,11 +125,11 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
-	sync := "synchronous(FULL)"
+	syncMode := "synchronous(FULL)"
 	if opts.NoSync {
-		sync = "synchronous(OFF)"
+		syncMode = "synchronous(OFF)"
 	}
-	w, err := sql.Open("sqlite", dsn(path, "journal_mode(WAL)", sync, "busy_timeout(10000)", "foreign_keys(OFF)")+"&_txlock=immediate")
+	w, err := sql.Open("sqlite", dsn(path, "journal_mode(WAL)", syncMode, "busy_timeout(10000)", "foreign_keys(OFF)")+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: opening %s: %w", path, err)
 	}
@@ -175,23 +182,29 @@ func initSchema(w *sql.DB) error {
 }
 
 func (s *Store) prepare() error {
+	w, r := s.w, s.r
 	for _, p := range []struct {
+		db *sql.DB
 		st **sql.Stmt
 		q  string
 	}{
-		{&s.stmts.idTaken, `SELECT EXISTS (SELECT 1 FROM queues WHERE rid IN (?1, ?2) OR sid IN (?1, ?2))`},
-		{&s.stmts.insQueue, `INSERT INTO queues (rid, sid, recipient_key, sender_key, delivery_key, created, next_seq, count) VALUES (?, ?, ?, ?, ?, ?, 1, 0)`},
-		{&s.stmts.secure, `UPDATE queues SET sender_key = ? WHERE rid = ?`},
-		{&s.stmts.queueState, `SELECT next_seq, count FROM queues WHERE rid = ?`},
-		{&s.stmts.insBlock, `INSERT INTO blocks (rid, seq, received, data) VALUES (?, ?, ?, ?)`},
-		{&s.stmts.bumpQueue, `UPDATE queues SET next_seq = next_seq + 1, count = count + 1 WHERE rid = ?`},
-		{&s.stmts.delBlock, `DELETE FROM blocks WHERE rid = ? AND seq = ?`},
-		{&s.stmts.dropCount, `UPDATE queues SET count = count - 1 WHERE rid = ?`},
-		{&s.stmts.delBlocks, `DELETE FROM blocks WHERE rid = ?`},
-		{&s.stmts.delQueue, `DELETE FROM queues WHERE rid = ?`},
-		{&s.stmts.dueBlocks, `SELECT rid, seq FROM blocks WHERE received < ? ORDER BY received LIMIT ?`},
+		{w, &s.stmts.idTaken, `SELECT EXISTS (SELECT 1 FROM queues WHERE rid IN (?1, ?2) OR sid IN (?1, ?2))`},
+		{w, &s.stmts.insQueue, `INSERT INTO queues (rid, sid, recipient_key, sender_key, delivery_key, created, next_seq, count) VALUES (?, ?, ?, ?, ?, ?, 1, 0)`},
+		{w, &s.stmts.secure, `UPDATE queues SET sender_key = ? WHERE rid = ?`},
+		{w, &s.stmts.queueState, `SELECT next_seq, count FROM queues WHERE rid = ?`},
+		{w, &s.stmts.insBlock, `INSERT INTO blocks (rid, seq, received, data) VALUES (?, ?, ?, ?)`},
+		{w, &s.stmts.bumpQueue, `UPDATE queues SET next_seq = next_seq + 1, count = count + 1 WHERE rid = ?`},
+		{w, &s.stmts.delBlock, `DELETE FROM blocks WHERE rid = ? AND seq = ?`},
+		{w, &s.stmts.dropCount, `UPDATE queues SET count = count - 1 WHERE rid = ?`},
+		{w, &s.stmts.delBlocks, `DELETE FROM blocks WHERE rid = ?`},
+		{w, &s.stmts.delQueue, `DELETE FROM queues WHERE rid = ?`},
+		{w, &s.stmts.dueBlocks, `SELECT rid, seq FROM blocks WHERE received < ? ORDER BY received LIMIT ?`},
+		{r, &s.rstmts.byRecipient, `SELECT ` + queueColumns + ` FROM queues WHERE rid = ?`},
+		{r, &s.rstmts.bySender, `SELECT ` + queueColumns + ` FROM queues WHERE sid = ?`},
+		{r, &s.rstmts.firstBlock, `SELECT seq, received, data FROM blocks WHERE rid = ? ORDER BY seq LIMIT 1`},
+		{r, &s.rstmts.queueExists, `SELECT 1 FROM queues WHERE rid = ?`},
 	} {
-		st, err := s.w.Prepare(p.q)
+		st, err := p.db.Prepare(p.q)
 		if err != nil {
 			return err
 		}
@@ -203,7 +216,8 @@ func (s *Store) prepare() error {
 func (s *Store) closeDBs() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.stmts.idTaken, s.stmts.insQueue, s.stmts.secure, s.stmts.queueState, s.stmts.insBlock,
-		s.stmts.bumpQueue, s.stmts.delBlock, s.stmts.dropCount, s.stmts.delBlocks, s.stmts.delQueue, s.stmts.dueBlocks} {
+		s.stmts.bumpQueue, s.stmts.delBlock, s.stmts.dropCount, s.stmts.delBlocks, s.stmts.delQueue, s.stmts.dueBlocks,
+		s.rstmts.byRecipient, s.rstmts.bySender, s.rstmts.firstBlock, s.rstmts.queueExists} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -299,20 +313,20 @@ const queueColumns = `rid, sid, recipient_key, sender_key, delivery_key, created
 
 // QueueByRecipient returns the queue with this recipient ID.
 func (s *Store) QueueByRecipient(ctx context.Context, id store.ID) (store.Queue, error) {
-	return s.lookup(ctx, `SELECT `+queueColumns+` FROM queues WHERE rid = ?`, id)
+	return s.lookup(ctx, s.rstmts.byRecipient, id)
 }
 
 // QueueBySender returns the queue with this sender ID.
 func (s *Store) QueueBySender(ctx context.Context, id store.ID) (store.Queue, error) {
-	return s.lookup(ctx, `SELECT `+queueColumns+` FROM queues WHERE sid = ?`, id)
+	return s.lookup(ctx, s.rstmts.bySender, id)
 }
 
-func (s *Store) lookup(ctx context.Context, query string, id store.ID) (store.Queue, error) {
+func (s *Store) lookup(ctx context.Context, stmt *sql.Stmt, id store.ID) (store.Queue, error) {
 	var q store.Queue
 	err := s.read(ctx, func() error {
 		var rid, sid []byte
 		var created int64
-		err := s.r.QueryRowContext(ctx, query, id[:]).Scan(&rid, &sid, &q.RecipientKey, &q.SenderKey, &q.DeliveryKey, &created)
+		err := stmt.QueryRowContext(ctx, id[:]).Scan(&rid, &sid, &q.RecipientKey, &q.SenderKey, &q.DeliveryKey, &created)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -415,12 +429,12 @@ func (s *Store) First(ctx context.Context, recipient store.ID) (store.Block, err
 	var b store.Block
 	err := s.read(ctx, func() error {
 		var seq, recv int64
-		err := s.r.QueryRowContext(ctx, `SELECT seq, received, data FROM blocks WHERE rid = ? ORDER BY seq LIMIT 1`, recipient[:]).Scan(&seq, &recv, &b.Data)
+		err := s.rstmts.firstBlock.QueryRowContext(ctx, recipient[:]).Scan(&seq, &recv, &b.Data)
 		if errors.Is(err, sql.ErrNoRows) {
 			// No block: say whether the queue is empty or absent. (A block
 			// found proves the queue: DeleteQueue removes both at once.)
 			var one int
-			err = s.r.QueryRowContext(ctx, `SELECT 1 FROM queues WHERE rid = ?`, recipient[:]).Scan(&one)
+			err = s.rstmts.queueExists.QueryRowContext(ctx, recipient[:]).Scan(&one)
 			if errors.Is(err, sql.ErrNoRows) {
 				return store.ErrNotFound
 			}
