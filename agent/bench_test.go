@@ -17,11 +17,13 @@ import (
 
 const benchText = "a message of an ordinary length, about sixty bytes or so..."
 
-// reportLatencies reports the p50 and p99 of the measured latencies and
-// the messages per second of the loop (one message in flight at a time,
-// so messages/s is the inverse of the mean latency plus the loop's own
-// overhead).
-func reportLatencies(b *testing.B, d []time.Duration, elapsed time.Duration) {
+// reportLatencies reports the p50 and p99 of the measured latencies, the
+// messages per second of the loop (one message in flight at a time, so
+// messages/s is the inverse of the mean latency plus the loop's own
+// overhead) and the process's CPU time per message (relays and both sides
+// included: on a loaded machine, the figure that depends least on the
+// other load).
+func reportLatencies(b *testing.B, d []time.Duration, elapsed, cpu time.Duration) {
 	if len(d) == 0 {
 		return
 	}
@@ -29,6 +31,7 @@ func reportLatencies(b *testing.B, d []time.Duration, elapsed time.Duration) {
 	b.ReportMetric(float64(d[len(d)/2].Nanoseconds())/1e3, "p50-µs")
 	b.ReportMetric(float64(d[len(d)*99/100].Nanoseconds())/1e3, "p99-µs")
 	b.ReportMetric(float64(len(d))/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(len(d)), "cpu-µs/msg")
 }
 
 // BenchmarkEndToEnd measures, in one run, one message of a conversation
@@ -87,8 +90,14 @@ func benchAgent(b *testing.B) {
 		}
 	})
 	var lat []time.Duration
+	commits := func() (durable, relaxed uint64) {
+		ad, ar := alice.store.Commits()
+		bd, br := bob.store.Commits()
+		return ad + bd, ar + br
+	}
+	durable0, relaxed0 := commits()
 	b.ResetTimer()
-	begin := time.Now()
+	begin, cpu0 := time.Now(), cpuTime()
 	for b.Loop() {
 		start := time.Now()
 		if _, err := alice.Send(ctx, bobsAlice, benchText); err != nil {
@@ -101,9 +110,15 @@ func benchAgent(b *testing.B) {
 		}
 		lat = append(lat, time.Since(start))
 	}
-	elapsed := time.Since(begin)
+	elapsed, cpu := time.Since(begin), cpuTime()-cpu0
 	b.StopTimer()
-	reportLatencies(b, lat, elapsed)
+	reportLatencies(b, lat, elapsed, cpu)
+	// Store commits of both sides per message, receipts included (the
+	// receipt of the last message may still be on its way: at most a
+	// few commits over the whole run).
+	durable, relaxed := commits()
+	b.ReportMetric(float64(durable-durable0)/float64(len(lat)), "syncs/msg")
+	b.ReportMetric(float64(relaxed-relaxed0)/float64(len(lat)), "relaxed/msg")
 }
 
 // benchOptions are the defaults a user gets (the tests' short expiry
@@ -153,7 +168,7 @@ func benchRelayOnly(b *testing.B) {
 	deliveries := make(chan int, len(sides))
 	var lat []time.Duration
 	b.ResetTimer()
-	begin := time.Now()
+	begin, cpu0 := time.Now(), cpuTime()
 	for b.Loop() {
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -184,9 +199,9 @@ func benchRelayOnly(b *testing.B) {
 			b.FailNow()
 		}
 	}
-	elapsed := time.Since(begin)
+	elapsed, cpu := time.Since(begin), cpuTime()-cpu0
 	b.StopTimer()
-	reportLatencies(b, lat, elapsed)
+	reportLatencies(b, lat, elapsed, cpu)
 }
 
 // benchCryptoOnly is the cryptographic baseline of the same run: one
@@ -223,7 +238,7 @@ func benchCryptoOnly(b *testing.B) {
 	rand.Read(m.ID[:])
 	pt := m.marshal()
 	var lat []time.Duration
-	begin := time.Now()
+	begin, cpu0 := time.Now(), cpuTime()
 	for b.Loop() {
 		start := time.Now()
 		ct, err := as.Encrypt(pt)
@@ -236,6 +251,6 @@ func benchCryptoOnly(b *testing.B) {
 		lat = append(lat, time.Since(start))
 		as, bs = bs, as // the other side answers: a ratchet step each time
 	}
-	elapsed := time.Since(begin)
-	reportLatencies(b, lat, elapsed)
+	elapsed, cpu := time.Since(begin), cpuTime()-cpu0
+	reportLatencies(b, lat, elapsed, cpu)
 }

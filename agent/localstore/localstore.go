@@ -43,11 +43,13 @@ import (
 	"context"
 	"crypto/subtle"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // Errors a caller branches on.
@@ -94,6 +96,15 @@ type Store struct {
 	// (which clears the keys) waits for them.
 	mu     sync.RWMutex
 	closed bool
+
+	commits, relaxedCommits atomic.Uint64
+}
+
+// Commits returns how many transactions that wrote something the store
+// has committed since Open: durable ones (Update: each syncs the disk) and
+// relaxed ones (UpdateRelaxed). Benchmarks report them per message.
+func (s *Store) Commits() (durable, relaxed uint64) {
+	return s.commits.Load(), s.relaxedCommits.Load()
 }
 
 // Open opens the store in the SQLite file at path, creating it (with a new
@@ -212,10 +223,23 @@ func (s *Store) Close() error {
 }
 
 // Update runs fn in a read-write transaction, committed if fn returns nil
-// and rolled back otherwise. Transactions do not nest: fn must not call
-// Update or View.
+// and rolled back otherwise. The commit is durable when Update returns:
+// the write-ahead log is synced to the disk (SQLite synchronous=FULL).
+// Transactions do not nest: fn must not call Update or View.
 func (s *Store) Update(fn func(tx *Tx) error) error {
-	return s.run(fn)
+	return s.run(fn, false)
+}
+
+// UpdateRelaxed is Update without waiting for the disk: the commit is
+// atomic and ordered like any other (it is in the write-ahead log before
+// any later transaction, and a later Update's sync makes it durable too),
+// and it survives a crash of the process, but a crash of the operating
+// system or a power loss may undo it, together with the relaxed commits
+// after it (SQLite synchronous=NORMAL in WAL mode). Use it only for writes
+// whose loss the caller recovers from, such as bookkeeping that a retry
+// redoes.
+func (s *Store) UpdateRelaxed(fn func(tx *Tx) error) error {
+	return s.run(fn, true)
 }
 
 // View runs fn in a transaction that is always rolled back; use it for
@@ -224,16 +248,37 @@ func (s *Store) View(fn func(tx *Tx) error) error {
 	return s.run(func(tx *Tx) error {
 		tx.readOnly = true
 		return fn(tx)
-	})
+	}, false)
 }
 
-func (s *Store) run(fn func(tx *Tx) error) error {
+func (s *Store) run(fn func(tx *Tx) error, relaxed bool) (err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		return ErrClosed
 	}
-	sqltx, err := s.db.BeginTx(context.Background(), nil)
+	ctx := context.Background()
+	// The one connection, held for the whole transaction, so that the
+	// synchronous setting of a relaxed commit applies to it alone.
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("localstore: connection: %w", err)
+	}
+	defer conn.Close()
+	if relaxed {
+		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+			return fmt.Errorf("localstore: relax sync: %w", err)
+		}
+		defer func() {
+			if _, rerr := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); rerr != nil {
+				// Never hand a relaxed connection back to the pool:
+				// discard it (a new one gets the DSN's FULL).
+				conn.Raw(func(any) error { return driver.ErrBadConn })
+				err = errors.Join(err, fmt.Errorf("localstore: restore sync: %w", rerr))
+			}
+		}()
+	}
+	sqltx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("localstore: begin: %w", err)
 	}
@@ -248,6 +293,13 @@ func (s *Store) run(fn func(tx *Tx) error) error {
 	if err := sqltx.Commit(); err != nil {
 		return fmt.Errorf("localstore: commit: %w", err)
 	}
+	switch {
+	case !tx.wrote: // SQLite writes and syncs nothing for it
+	case relaxed:
+		s.relaxedCommits.Add(1)
+	default:
+		s.commits.Add(1)
+	}
 	return nil
 }
 
@@ -257,6 +309,7 @@ type Tx struct {
 	tx       *sql.Tx
 	keys     *keys
 	readOnly bool
+	wrote    bool
 }
 
 var errReadOnly = errors.New("localstore: write in a read-only transaction")
@@ -296,6 +349,7 @@ func (tx *Tx) PutGrouped(table string, group, key, value []byte) error {
 	if tx.readOnly {
 		return errReadOnly
 	}
+	tx.wrote = true
 	lk := tx.keys.lookup(table, key)
 	grp := tx.keys.groupLookup(table, group)
 	ek := seal(tx.keys.enc, key, valueAD(table, "ek", lk, grp))
@@ -315,6 +369,7 @@ func (tx *Tx) Delete(table string, key []byte) error {
 	if tx.readOnly {
 		return errReadOnly
 	}
+	tx.wrote = true
 	if _, err := tx.tx.Exec(`DELETE FROM records WHERE tbl = ? AND lk = ?`, table, tx.keys.lookup(table, key)); err != nil {
 		return fmt.Errorf("localstore: delete %s: %w", table, err)
 	}

@@ -418,3 +418,55 @@ func FuzzOpen(f *testing.F) {
 		}
 	})
 }
+
+// synchronous reads the connection's synchronous setting (1 NORMAL, 2
+// FULL).
+func synchronous(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.db.QueryRow(`PRAGMA synchronous`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestUpdateRelaxedRestoresFullSync: a relaxed commit is committed (it
+// reads back after a reopen), and the connection goes back to FULL sync
+// afterwards, whether the transaction committed or failed, so that every
+// later Update is durable when it returns.
+func TestUpdateRelaxedRestoresFullSync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "profile.db")
+	s := openTest(t, path, "pass")
+	const full = 2
+	if got := synchronous(t, s); got != full {
+		t.Fatalf("synchronous = %d after Open, want FULL (%d)", got, full)
+	}
+	if err := s.UpdateRelaxed(func(tx *Tx) error { return tx.Put("t", []byte("k"), []byte("relaxed")) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := synchronous(t, s); got != full {
+		t.Errorf("synchronous = %d after UpdateRelaxed, want FULL (%d)", got, full)
+	}
+	boom := errors.New("boom")
+	if err := s.UpdateRelaxed(func(tx *Tx) error { return boom }); !errors.Is(err, boom) {
+		t.Fatalf("UpdateRelaxed = %v, want %v", err, boom)
+	}
+	if got := synchronous(t, s); got != full {
+		t.Errorf("synchronous = %d after a failed UpdateRelaxed, want FULL (%d)", got, full)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, path, "pass")
+	defer s.Close()
+	err := s.View(func(tx *Tx) error {
+		v, err := tx.Get("t", []byte("k"))
+		if err == nil && string(v) != "relaxed" {
+			t.Errorf("got %q, want %q", v, "relaxed")
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("relaxed commit not found after reopening: %v", err)
+	}
+}
