@@ -16,7 +16,10 @@ var chatCommand = command{"open the terminal chat", runChat}
 func runChat(ctx context.Context, g *globals, args []string) error {
 	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(g, fs, args, chatSynopsis); err != nil {
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
 		return usage("chat: "+err.Error(), chatSynopsis)
 	}
 	if fs.NArg() != 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -310,4 +311,20 @@ func initKDF(g *globals) localstore.KDFParams {
 		return localstore.TestKDF
 	}
 	return localstore.KDFParams{}
+}
+
+// errHelpShown: the command's help was printed; the command does nothing.
+var errHelpShown = errors.New("help shown")
+
+// parseFlags parses a command's flags. -h or --help prints the synopsis
+// and the flags to stdout and returns errHelpShown.
+func parseFlags(g *globals, fs *flag.FlagSet, args []string, synopsis string) error {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(g.stdout, "usage: parley [--home DIR] [--json] %s\n", synopsis)
+		fs.SetOutput(g.stdout)
+		fs.PrintDefaults()
+		return errHelpShown
+	}
+	return err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -117,7 +118,10 @@ func runVerify(_ context.Context, g *globals, args []string) error {
 	fs.SetOutput(io.Discard)
 	confirm := fs.Bool("confirm", false, "mark the contact verified (you compared the safety number)")
 	reject := fs.Bool("reject", false, "mark the contact unverified")
-	if err := fs.Parse(reorder(args)); err != nil {
+	if err := parseFlags(g, fs, reorder(args), verifySynopsis); err != nil {
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
 		return usage("verify: "+err.Error(), verifySynopsis)
 	}
 	if fs.NArg() != 1 {

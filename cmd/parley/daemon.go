@@ -37,7 +37,10 @@ func runDaemon(ctx context.Context, g *globals, args []string) error {
 	fs.SetOutput(io.Discard)
 	sock := fs.String("socket", "", "listen on the Unix socket `PATH` (default: daemon.sock in the profile directory)")
 	noStdio := fs.Bool("no-stdio", false, "serve only the socket, not stdin/stdout (without it the daemon stops at the end of its input)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(g, fs, args, daemonSynopsis); err != nil {
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
 		return usage("daemon: "+err.Error(), daemonSynopsis)
 	}
 	if fs.NArg() != 0 {

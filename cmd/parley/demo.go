@@ -34,7 +34,10 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 	dir := fs.String("dir", "", "keep the demo's relays and profiles in `DIR` (default: parley/demo under the user's config directory)")
 	ports := fs.String("ports", "15223,15224", "the two relays' loopback `PORTS`")
 	noUI := fs.Bool("no-ui", false, "do not open the chat: run the relays and the echo bot until interrupted")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(g, fs, args, demoSynopsis); err != nil {
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
 		return usage("demo: "+err.Error(), demoSynopsis)
 	}
 	if fs.NArg() != 0 {

@@ -23,7 +23,10 @@ func runInit(_ context.Context, g *globals, args []string) error {
 	fs.SetOutput(io.Discard)
 	name := fs.String("name", "", "display `NAME` shown to your contacts")
 	noPass := fs.Bool("no-passphrase", false, "store the profile without a passphrase (anyone who can read its files can read your messages)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(g, fs, args, initSynopsis); err != nil {
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
 		return usage("init: "+err.Error(), initSynopsis)
 	}
 	if fs.NArg() != 0 {

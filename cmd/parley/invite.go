@@ -29,7 +29,10 @@ func runInvite(ctx context.Context, g *globals, args []string) error {
 	fs.SetOutput(io.Discard)
 	alias := fs.String("name", "", "local `ALIAS` for the contact who accepts")
 	qrMode := fs.String("qr", "auto", "print a QR code: auto (on a terminal), always or never")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(g, fs, args, inviteSynopsis); err != nil {
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
 		return usage("invite: "+err.Error(), inviteSynopsis)
 	}
 	if fs.NArg() != 0 {
@@ -98,7 +101,10 @@ func runAccept(ctx context.Context, g *globals, args []string) error {
 	fs := flag.NewFlagSet("accept", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	alias := fs.String("name", "", "local `ALIAS` for the new contact")
-	if err := fs.Parse(reorder(args, "name")); err != nil {
+	if err := parseFlags(g, fs, reorder(args, "name"), acceptSynopsis); err != nil {
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
 		return usage("accept: "+err.Error(), acceptSynopsis)
 	}
 	if fs.NArg() != 1 {

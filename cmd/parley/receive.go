@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,7 +33,10 @@ func runReceive(ctx context.Context, g *globals, args []string) error {
 	fs.SetOutput(io.Discard)
 	fs.BoolVar(&g.json, "json", g.json, "print JSON (also accepted before the command name)")
 	timeout := fs.Duration("timeout", 5*time.Second, "exit after `DURATION` with nothing new (negative: wait until interrupted)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(g, fs, args, receiveSynopsis); err != nil {
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
 		return usage("receive: "+err.Error(), receiveSynopsis)
 	}
 	if fs.NArg() != 0 {

@@ -24,7 +24,10 @@ func runSend(ctx context.Context, g *globals, args []string) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	wait := fs.Duration("wait", flushWait, "wait up to `DURATION` for a relay to take the message")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(g, fs, args, sendSynopsis); err != nil {
+		if errors.Is(err, errHelpShown) {
+			return nil
+		}
 		return usage("send: "+err.Error(), sendSynopsis)
 	}
 	if fs.NArg() < 2 {
