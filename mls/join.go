@@ -219,9 +219,19 @@ func Join(kp *KeyPackage, welcome []byte, opts *JoinOptions) (*Group, error) {
 	if err := links.check(&gi.GroupContext, t); err != nil {
 		return nil, err
 	}
-	// Find this member's leaf: the KeyPackage's leaf node (§12.4.3.1).
+	// Find this member's leaf (§12.4.3.1: "Identify a leaf in the tree
+	// array ... whose LeafNode is identical to the one in the
+	// KeyPackage"): same keys and the same encoding.
+	mine, err := kp.kp.LeafNode.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
 	me, ok := t.FindLeaf(func(_ tree.LeafIndex, ln *wire.LeafNode) bool {
-		return string(ln.EncryptionKey) == string(kp.kp.LeafNode.EncryptionKey) && string(ln.SignatureKey) == string(kp.kp.LeafNode.SignatureKey)
+		if string(ln.EncryptionKey) != string(kp.kp.LeafNode.EncryptionKey) || string(ln.SignatureKey) != string(kp.kp.LeafNode.SignatureKey) {
+			return false
+		}
+		enc, err := ln.MarshalBinary()
+		return err == nil && string(enc) == string(mine)
 	})
 	if !ok {
 		return nil, errors.New("mls: join: this key package's leaf is not in the tree")

@@ -138,3 +138,42 @@ func TestCommitProposalListDefectsRejected(t *testing.T) {
 		t.Fatalf("genuine commit after the defective ones: %v", err)
 	}
 }
+
+// TestJoinRequiresIdenticalLeaf: RFC 9420 §12.4.3.1 — the joiner's leaf in
+// the tree must be identical to its KeyPackage's LeafNode, not merely carry
+// the same keys. The committer places a validly signed variant of the
+// joiner's leaf (another capability listed, signed with the joiner's key as
+// a second KeyPackage of the same keys would be); the joiner refuses it.
+func TestJoinRequiresIdenticalLeaf(t *testing.T) {
+	cs := MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519
+	ms := newTestGroup(t, cs, 3, true)
+	committer := ms[0]
+	kp, err := newSigner(t, cs, "joiner").NewKeyPackage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := committer.g.Commit(&CommitOptions{Add: [][]byte{kp.Bytes()}, RatchetTreeInWelcome: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := rewelcome(t, kp, res.Welcome, func(gi *wire.GroupInfo) {
+		editTree(t, committer.g.suite, gi, func(rt wire.RatchetTree) {
+			for _, n := range rt {
+				if n != nil && n.Leaf != nil && bytes.Equal(n.Leaf.EncryptionKey, kp.kp.LeafNode.EncryptionKey) {
+					n.Leaf.Capabilities.Proposals = append(n.Leaf.Capabilities.Proposals, 0x0A0A) // a GREASE value (§13.5)
+					if err := signLeafNode(kp.signer, n.Leaf, nil, 0); err != nil {
+						t.Fatal(err)
+					}
+					return
+				}
+			}
+			t.Fatal("joiner's leaf not found")
+		})
+	}, committer.signer)
+	if _, err := Join(kp, w, nil); err == nil || !strings.Contains(err.Error(), "not in the tree") {
+		t.Fatalf("join with a non-identical leaf: %v", err)
+	}
+	if _, err := Join(kp, res.Welcome, nil); err != nil {
+		t.Fatalf("genuine welcome: %v", err)
+	}
+}
