@@ -103,7 +103,7 @@ func (c *conn) run(ctx context.Context) {
 	}
 	for {
 		rctx, cancel := context.WithTimeout(c.ctx, c.s.limits.IdleTimeout)
-		typ, data, err := c.ws.Read(rctx)
+		typ, data, err := wire.ReadMessage(rctx, c.ws, c.s.limits.BlockSize+wire.FrameOverhead)
 		cancel()
 		if err != nil {
 			// Read closes the connection when its context ends.

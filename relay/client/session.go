@@ -180,7 +180,7 @@ func (s *session) close() {
 func (s *session) reader() {
 	defer close(s.done)
 	for {
-		_, data, err := s.ws.Read(s.ctx)
+		_, data, err := wire.ReadMessage(s.ctx, s.ws, s.blockSize+wire.SealedOverhead+wire.FrameOverhead)
 		if err != nil {
 			s.fail(fmt.Errorf("%w: %w", ErrDisconnected, err))
 			return
