@@ -49,7 +49,7 @@ func pathRequired(t wire.ProposalType) bool {
 func (g *Group) validateProposals(list []resolved, committer wire.Sender) error {
 	external := committer.Type == wire.SenderTypeNewMemberCommit
 	var (
-		nExternalInit, nGCE, nReInit int
+		nExternalInit, nGCE, nReInit, nRemove int
 		addKeys                      = map[string]bool{}
 		touched                      = map[uint32]bool{} // leaves updated or removed
 		pskIDs                       = map[string]bool{}
@@ -78,6 +78,7 @@ func (g *Group) validateProposals(list []resolved, committer wire.Sender) error 
 			}
 			touched[r.sender.LeafIndex] = true
 		case wire.ProposalTypeRemove:
+			nRemove++
 			l := p.Remove.Removed
 			if g.tree.Leaf(treeLeaf(l)) == nil {
 				return fmt.Errorf("mls: commit: Remove of blank leaf %d", l)
@@ -133,6 +134,10 @@ func (g *Group) validateProposals(list []resolved, committer wire.Sender) error 
 		return errors.New("mls: commit: more than one GroupContextExtensions proposal")
 	case external && nExternalInit != 1:
 		return errors.New("mls: commit: external commit without exactly one ExternalInit")
+	case external && nRemove > 1:
+		// RFC 9420 §12.2: an external commit has "at most one Remove
+		// proposal, with which the joiner removes an old version of itself".
+		return errors.New("mls: commit: external commit with more than one Remove")
 	}
 	// An Add for a member already in the group (RFC 9420 §12.2: "an Add
 	// proposal ... whose signature key matches a member's, unless that

@@ -177,3 +177,40 @@ func TestJoinRequiresIdenticalLeaf(t *testing.T) {
 		t.Fatalf("genuine welcome: %v", err)
 	}
 }
+
+// TestExternalCommitProposalList: RFC 9420 §12.2 for a new_member_commit —
+// exactly one ExternalInit, at most one Remove, no Add, Update, ReInit or
+// GroupContextExtensions, nothing by reference.
+func TestExternalCommitProposalList(t *testing.T) {
+	ms := newTestGroup(t, testSuites[0], 4, true)
+	g := ms[0].g
+	joiner := wire.Sender{Type: wire.SenderTypeNewMemberCommit}
+	ei := resolved{p: &wire.Proposal{Type: wire.ProposalTypeExternalInit, ExternalInit: &wire.ExternalInit{KEMOutput: []byte{1}}}, sender: joiner}
+	rm := func(l uint32) resolved {
+		return resolved{p: &wire.Proposal{Type: wire.ProposalTypeRemove, Remove: &wire.Remove{Removed: l}}, sender: joiner}
+	}
+	gce := resolved{p: &wire.Proposal{Type: wire.ProposalTypeGroupContextExtensions, GroupContextExtensions: &wire.GroupContextExtensions{}}, sender: joiner}
+	byRef := rm(2)
+	byRef.ref = []byte("ref")
+	for _, c := range []struct {
+		name, want string
+		list       []resolved
+	}{
+		{"valid", "", []resolved{ei, rm(1)}},
+		{"no ExternalInit", "exactly one ExternalInit", []resolved{rm(1)}},
+		{"two ExternalInit", "exactly one ExternalInit", []resolved{ei, ei}},
+		{"two Removes", "more than one Remove", []resolved{ei, rm(1), rm(2)}},
+		{"GroupContextExtensions", "GroupContextExtensions", []resolved{ei, gce}},
+		{"by reference", "by reference", []resolved{ei, byRef}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := g.validateProposals(c.list, joiner)
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("valid list rejected: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("validateProposals = %v, want an error about %q", err, c.want)
+			}
+		})
+	}
+}
