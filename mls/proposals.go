@@ -50,9 +50,9 @@ func (g *Group) validateProposals(list []resolved, committer wire.Sender) error 
 	external := committer.Type == wire.SenderTypeNewMemberCommit
 	var (
 		nExternalInit, nGCE, nReInit, nRemove int
-		addKeys                      = map[string]bool{}
-		touched                      = map[uint32]bool{} // leaves updated or removed
-		pskIDs                       = map[string]bool{}
+		addKeys                               = map[string]bool{}
+		touched                               = map[uint32]bool{} // leaves updated or removed
+		pskIDs                                = map[string]bool{}
 	)
 	for i, r := range list {
 		p := r.p
