@@ -156,7 +156,15 @@ func (a *Agent) applyResults(results []sendResult) time.Time {
 	relayUp := map[string]bool{}
 	var next time.Time
 	a.op.Lock()
-	err := a.store.Update(func(tx *localstore.Tx) error {
+	// Relaxed commit (no disk sync): this is bookkeeping only. If a crash
+	// of the system undoes it, the outbox sends the same envelope bytes
+	// again, which every receiver drops by their hash before decrypting
+	// (processBlock), and the message is marked sent again; the envelope
+	// itself was made durable by the transaction that enqueued it. The
+	// store orders this commit before every later one, so a later durable
+	// commit (a receipt marking the message delivered) never survives
+	// without it.
+	err := a.store.UpdateRelaxed(func(tx *localstore.Tx) error {
 		byEntry := map[string][]sendResult{}
 		for _, r := range results {
 			byEntry[r.entry] = append(byEntry[r.entry], r)
