@@ -28,6 +28,10 @@ func (c *conn) dispatch(f *wire.Frame, cmd *wire.Command) bool {
 	if !ok {
 		return c.fail(f, wire.CodeUnknownQueue)
 	}
+	// Cheapest checks before the store is consulted.
+	if len(f.Authenticator) != wire.MACSize || f.CorrID <= c.lastCorr {
+		return c.fail(f, wire.CodeAuth)
+	}
 	q, err := c.s.store.QueueByRecipient(c.ctx, id)
 	if err != nil {
 		return c.fail(f, codeOf(err))
