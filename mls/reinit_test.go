@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/parley-messenger/parley/mls/internal/wire"
 )
 
 // reinitGroup makes a 3-member group whose last commit carries a ReInit to
@@ -120,5 +122,34 @@ func TestReInitSuccessorMustKeepMembers(t *testing.T) {
 	}
 	if _, err := Join(kp, welcome, &JoinOptions{Resumption: []*Group{ms[1].g}}); err == nil {
 		t.Error("joined a successor that dropped a member of the old group")
+	}
+}
+
+// TestReInitPSKOnlyInEpochOne: a Welcome naming a reinit PSK must lead to
+// epoch 1 of the new group (RFC 9420 §12.4.3.1). The successor's creator
+// injects the same PSK into a later commit; the joiner refuses it.
+func TestReInitPSKOnlyInEpochOne(t *testing.T) {
+	ms, _ := reinitGroup(t)
+	cs := MLS_256_XWING_CHACHA20POLY1305_SHA256_Ed25519
+	first, err := newSigner(t, cs, "m1").NewKeyPackage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ng, _, err := ms[0].g.ReInitGroup(newSigner(t, cs, "m0"), [][]byte{first.Bytes()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late, err := newSigner(t, cs, "m2").NewKeyPackage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := wire.PreSharedKeyID{Type: wire.PSKTypeResumption, Usage: wire.ResumptionPSKUsageReInit, PSKGroupID: ms[0].g.GroupID(), PSKEpoch: ms[0].g.Epoch(), PSKNonce: make([]byte, ng.suite.Nh())}
+	res, err := ng.Commit(&CommitOptions{Add: [][]byte{late.Bytes()}, RatchetTreeInWelcome: true, injected: &injectedPSK{id: id, secret: ms[0].g.resumption[ms[0].g.Epoch()]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Join(late, res.Welcome, &JoinOptions{Resumption: []*Group{ms[2].g}})
+	if err == nil || !strings.Contains(err.Error(), "want 1") {
+		t.Fatalf("join of epoch 2 with a reinit psk: %v", err)
 	}
 }
