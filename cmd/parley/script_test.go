@@ -35,6 +35,10 @@ func TestScripts(t *testing.T) {
 			e.Setenv("HOME", filepath.Join(e.WorkDir, "home"))
 			e.Setenv("XDG_CONFIG_HOME", filepath.Join(e.WorkDir, "home", ".config"))
 			e.Setenv(envFastKDF, "1")
+			// A race-enabled binary sleeps 1 s at exit by default, to let
+			// reports from other goroutines print; the scripts run a
+			// hundred commands, and the goroutines are stopped before exit.
+			e.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
