@@ -212,6 +212,9 @@ type Agent struct {
 	mu     sync.Mutex // guards relays and closed
 	relays map[string]*relayConn
 	closed bool
+
+	// In-memory caches of the message path (cache.go).
+	keys keyCache
 }
 
 func profilePath(home string) string { return filepath.Join(home, ProfileFile) }

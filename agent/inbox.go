@@ -54,7 +54,7 @@ func (a *Agent) handleDelivery(addr string, cl *client.Client, d client.Delivery
 		a.queueCommand(s)
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, a.opts.SendTimeout)
-	if rq, qerr := qr.recipientQueue(); qerr == nil {
+	if rq, qerr := a.recipientQueueOf(&qr); qerr == nil {
 		if err := cl.Ack(ctx, rq, d.Seq); err != nil && !errors.Is(err, client.ErrNoBlock) && a.ctx.Err() == nil {
 			a.opts.Logger.Debug("ack failed", "err", err)
 		}

@@ -135,7 +135,7 @@ var errSkipped = errors.New("agent: skipped after an earlier failure on this rel
 // connection are therefore retried without authentication, which the
 // relay accepts only until the queue is secured.
 func (a *Agent) sendTo(cl *client.Client, q *sendQueue, payload []byte) error {
-	sq, err := q.senderQueue()
+	sq, err := a.senderQueueOf(q)
 	if err != nil {
 		return err
 	}
