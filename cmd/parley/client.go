@@ -29,20 +29,17 @@ const (
 	envFastKDF = "PARLEY_INSECURE_FAST_KDF"
 )
 
-// hintError is a failure that tells the user what to do next. main's run
-// prints err.Error() after "parley: error: ", so the hint rides on a second
-// line in the same "parley: hint: " form a usage error gets.
+// hintError is a failure that tells the user what to do next; main's run
+// prints its hint as "parley: hint: …" after the error.
 type hintError struct {
 	err  error
 	hint string
 }
 
-func (e *hintError) Error() string {
-	if e.hint == "" {
-		return e.err.Error()
-	}
-	return e.err.Error() + "\nparley: hint: " + e.hint
-}
+func (e *hintError) Error() string { return e.err.Error() }
+
+// Hint is what the user should do next.
+func (e *hintError) Hint() string { return e.hint }
 
 func (e *hintError) Unwrap() error { return e.err }
 

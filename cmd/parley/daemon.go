@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/parley-messenger/parley/agent"
@@ -321,7 +320,12 @@ func (d *daemon) handle(ctx context.Context, line []byte) []byte {
 		if errors.As(err, &re) {
 			resp.Error = re
 		} else {
-			resp.Error = &rpcError{rpcAppError, strings.ReplaceAll(err.Error(), "\nparley: hint: ", "; ")}
+			msg := err.Error()
+			var h interface{ Hint() string }
+			if errors.As(err, &h) && h.Hint() != "" {
+				msg += "; " + h.Hint()
+			}
+			resp.Error = &rpcError{rpcAppError, msg}
 		}
 	} else {
 		if result == nil {

@@ -46,7 +46,16 @@ func runInvite(ctx context.Context, g *globals, args []string) error {
 		return err
 	}
 	defer a.Close()
-	link, err := a.Invite(ctx, *alias)
+	// A full invitation carries the ML-KEM-1024 prekey bundle (about
+	// 4.6 KB), more than a QR code holds (2,953 bytes at level L). For a
+	// QR code the agent makes a short invitation instead: the full one is
+	// stored, encrypted under a key in the link, on one of the relays.
+	wantQR := !g.json && (*qrMode == "always" || (*qrMode == "auto" && isTerminal(g.stdout)))
+	invite := a.Invite
+	if wantQR {
+		invite = a.InviteShort
+	}
+	link, err := invite(ctx, *alias)
 	if err != nil {
 		return relayErr(fmt.Errorf("invite: %w", err))
 	}
@@ -54,7 +63,7 @@ func runInvite(ctx context.Context, g *globals, args []string) error {
 		return printJSON(g.stdout, map[string]string{"link": link, "alias": *alias})
 	}
 	fmt.Fprintln(g.stdout, link)
-	if *qrMode == "always" || (*qrMode == "auto" && isTerminal(g.stdout)) {
+	if wantQR {
 		code, err := qr.Encode(link, qr.L)
 		if err != nil {
 			warn(g, "the link is too long for a QR code (%d bytes): %v", len(link), err)

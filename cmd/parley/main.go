@@ -61,6 +61,9 @@ type usageError struct{ msg, hint string }
 
 func (e *usageError) Error() string { return e.msg }
 
+// Hint is the usage line or advice printed after the error.
+func (e *usageError) Hint() string { return e.hint }
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
@@ -96,11 +99,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if err := cmd.run(ctx, g, rest[1:]); err != nil {
 		fmt.Fprintf(stderr, "parley: error: %v\n", err)
+		var h interface{ Hint() string }
+		if errors.As(err, &h) && h.Hint() != "" {
+			fmt.Fprintf(stderr, "parley: hint: %s\n", h.Hint())
+		}
 		var ue *usageError
 		if errors.As(err, &ue) {
-			if ue.hint != "" {
-				fmt.Fprintf(stderr, "parley: hint: %s\n", ue.hint)
-			}
 			return 2
 		}
 		return 1
