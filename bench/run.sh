@@ -80,5 +80,7 @@ for pkg in "${mainpkgs[@]}"; do
 done
 
 step "ratios against the targets of issues 2 and 3"
-go run ./cmd/benchratios "$OUT/primitives.txt" "$OUT/core.txt" "$OUT/relay.txt"
+extra=()
+[ -s "$OUT/main-relay.txt" ] && extra+=("$OUT/main-relay.txt")
+go run ./cmd/benchratios "$OUT/primitives.txt" "$OUT/core.txt" "$OUT/relay.txt" "${extra[@]}"
 echo "raw results: $OUT" >&2

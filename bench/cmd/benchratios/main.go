@@ -367,6 +367,23 @@ func relayTables(s samples) {
 		}
 		fmt.Printf("| %s ÷ %s | %.0f | %.0f | %.3fx | %s | %s |\n", c.relay, c.nats, r, n, r/n, target, v)
 	}
+	// The relay package's own benchmark (64 sends in flight, blocks/s),
+	// when its output is among the inputs.
+	for _, c := range []struct {
+		relay, nats string
+		target      float64
+	}{
+		{"RelayThroughput/durable", "jetstream-async", 0.5},
+		{"RelayThroughput/durable", "jetstream-syncalways-async", 10},
+		{"RelayThroughput/memory", "nats-core", 0.25},
+	} {
+		r, ok1 := s.median(c.relay, "blocks/s")
+		n, ok2 := s.median("Throughput/sys="+c.nats, "msgs/s")
+		if !ok1 || !ok2 {
+			continue
+		}
+		fmt.Printf("| relay package %s ÷ %s | %.0f | %.0f | %.3fx | ≥ %gx | %s |\n", c.relay, c.nats, r, n, r/n, c.target, verdict(r/n >= c.target))
+	}
 	fmt.Println()
 	sync, _ := s.median("Fdatasync", "ns/op")
 	fmt.Printf("Send-to-receive latency at 1,000 msgs/s (median of each run's p50 and p99; one fdatasync of a 4 KiB append = %s):\n\n", us(sync))
@@ -383,6 +400,18 @@ func relayTables(s samples) {
 			v = fmt.Sprintf("p50: %s, p99: %s", verdict(p50*1000 <= 1.5*sync), verdict(p99 < 1000))
 		}
 		fmt.Printf("| %s | %.0f µs | %.0f µs | %.2fx | %s |\n", sys, p50, p99, p50*1000/sync, v)
+	}
+	for _, name := range []string{"RelayLatency1000/durable", "RelayLatency1000/memory"} {
+		p50, ok1 := s.median(name, "p50-µs")
+		p99, ok2 := s.median(name, "p99-µs")
+		if !ok1 || !ok2 {
+			continue
+		}
+		v := ""
+		if strings.HasSuffix(name, "durable") {
+			v = fmt.Sprintf("p50: %s, p99: %s", verdict(p50*1000 <= 1.5*sync), verdict(p99 < 1000))
+		}
+		fmt.Printf("| relay package %s | %.0f µs | %.0f µs | %.2fx | %s |\n", name, p50, p99, p50*1000/sync, v)
 	}
 	fmt.Println()
 }
