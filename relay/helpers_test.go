@@ -26,6 +26,11 @@ type testRelay struct {
 	addr  string
 	store store.Store
 	stop  func()
+
+	key    ed25519.PrivateKey
+	limits Limits
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 func startRelay(t testing.TB, limits Limits) *testRelay {
@@ -50,31 +55,47 @@ func startRelayOn(t testing.TB, st store.Store, limits Limits) *testRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(Config{Key: key, Store: st, Limits: limits})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := srv.Serve(ctx, ln); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	tr := &testRelay{store: st, key: key, limits: limits}
+	tr.serve(t, "127.0.0.1:0")
 	var once sync.Once
-	tr := &testRelay{srv: srv, addr: srv.Address(ln.Addr().String()), store: st}
 	tr.stop = func() {
 		once.Do(func() {
-			cancel()
-			wg.Wait()
+			tr.cancel()
+			tr.wg.Wait()
 			st.Close()
 		})
 	}
 	return tr
+}
+
+func (tr *testRelay) serve(t testing.TB, listen string) {
+	t.Helper()
+	srv, err := NewServer(Config{Key: tr.key, Store: nopClose{tr.store}, Limits: tr.limits})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tr.wg.Go(func() {
+		if err := srv.Serve(ctx, ln); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	tr.srv, tr.cancel = srv, cancel
+	tr.addr = srv.Address(ln.Addr().String())
+}
+
+// restart stops the relay, closing every connection, and serves the same
+// key and store again on the same address.
+func (tr *testRelay) restart(t testing.TB) {
+	t.Helper()
+	tr.cancel()
+	tr.wg.Wait()
+	_, hostport, _ := wire.ParseAddress(tr.addr)
+	tr.serve(t, hostport)
 }
 
 func dial(t testing.TB, ctx context.Context, addr string) *client.Client {

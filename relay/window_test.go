@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parley-messenger/parley/internal/leakcheck"
+	"github.com/parley-messenger/parley/relay/client"
 )
 
 // TestPipelinedSendsAllDelivered: many concurrent sends on one connection
@@ -71,4 +72,72 @@ func TestPipelinedSendsAllDelivered(t *testing.T) {
 	}
 	close(acks)
 	wg.Wait()
+}
+
+// TestResubscribeUnderRateLimit: after a reconnection the client renews
+// more subscriptions than the relay's command rate allows at once, and
+// keeps every one (it waits out "rate limited").
+func TestResubscribeUnderRateLimit(t *testing.T) {
+	defer leakcheck.Check(t)()
+	const queues = 60
+	ctx := testCtx(t)
+	r := startRelay(t, Limits{CommandsPerSecond: 20})
+	defer r.stop()
+	rcp, err := client.Dial(ctx, r.addr, &client.Options{MinBackoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcp.Close()
+	qs := make([]*client.RecipientQueue, queues)
+	for i := range qs {
+		for {
+			qs[i], err = rcp.Create(ctx)
+			if !isErr(err, client.ErrRateLimited) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			err = rcp.Subscribe(ctx, qs[i])
+			if !isErr(err, client.ErrRateLimited) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The relay restarts; the client reconnects once and renews all
+	// subscriptions at once, over the rate.
+	r.restart(t)
+	snd := dial(t, ctx, r.addr)
+	defer snd.Close()
+	for i, q := range qs {
+		sq := q.SenderQueue()
+		for {
+			err = snd.Send(ctx, &sq, []byte{byte(i)})
+			if !isErr(err, client.ErrRateLimited) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := make(map[byte]bool)
+	for len(seen) < queues {
+		select {
+		case d := <-rcp.Deliveries():
+			if !d.Ended {
+				seen[d.Payload[0]] = true
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d of %d subscriptions delivered after reconnecting", len(seen), queues)
+		}
+	}
 }

@@ -417,6 +417,18 @@ func (c *Client) resubscribe(s *session) {
 	c.mu.Unlock()
 	for _, sub := range subs {
 		_, err := s.roundTrip(s.ctx, recipientReq(sub.q, &wire.Command{Type: wire.TypeSubscribe}))
+		// Many queues may exceed the relay's command rate: wait and
+		// retry rather than lose a subscription.
+		for wait := 50 * time.Millisecond; errors.Is(err, ErrRateLimited); wait = min(2*wait, 2*time.Second) {
+			t := time.NewTimer(wait)
+			select {
+			case <-s.done:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			_, err = s.roundTrip(s.ctx, recipientReq(sub.q, &wire.Command{Type: wire.TypeSubscribe}))
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrAuth), errors.Is(err, ErrUnknownQueue):
