@@ -214,7 +214,9 @@ type Agent struct {
 	closed bool
 
 	// In-memory caches of the message path (cache.go).
-	keys keyCache
+	keys   keyCache
+	recent recentSet
+	queues queueCache
 }
 
 func profilePath(home string) string { return filepath.Join(home, ProfileFile) }

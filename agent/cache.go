@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -92,4 +93,74 @@ func (a *Agent) senderQueueOf(q *sendQueue) (*client.SenderQueue, error) {
 		}
 	}
 	return sq, nil
+}
+
+// recentBlocks is how many envelope hashes recentSet remembers.
+const recentBlocks = 4096
+
+// recentSet remembers the hashes of the envelopes this agent has
+// processed and committed (their tblSeen records are in the store), so
+// that the copy of an envelope through a second relay is recognised
+// without taking the agent's lock or a store transaction: it is only
+// acknowledged. A hash it has forgotten is still found in the store.
+type recentSet struct {
+	mu   sync.Mutex // guards the fields below
+	m    map[[sha256.Size]byte]struct{}
+	ring [][sha256.Size]byte
+	next int
+}
+
+func (r *recentSet) has(h [sha256.Size]byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.m[h]
+	return ok
+}
+
+// add records h; call it only after the transaction that stored h in
+// tblSeen has committed.
+func (r *recentSet) add(h [sha256.Size]byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = make(map[[sha256.Size]byte]struct{}, recentBlocks)
+		r.ring = make([][sha256.Size]byte, 0, recentBlocks)
+	}
+	if _, ok := r.m[h]; ok {
+		return
+	}
+	if len(r.ring) < recentBlocks {
+		r.ring = append(r.ring, h)
+	} else {
+		delete(r.m, r.ring[r.next])
+		r.ring[r.next] = h
+		r.next = (r.next + 1) % recentBlocks
+	}
+	r.m[h] = struct{}{}
+}
+
+// queueCache keeps the queue records the inbox has read, by queueKey, for
+// acknowledging a copy recentSet recognised without a store transaction.
+// A record cached for a queue deleted since only makes that
+// acknowledgement fail (the relay no longer knows the queue), which is
+// harmless.
+type queueCache struct {
+	mu sync.Mutex // guards m
+	m  map[string]queueRecord
+}
+
+func (c *queueCache) get(key []byte) (queueRecord, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	q, ok := c.m[string(key)]
+	return q, ok
+}
+
+func (c *queueCache) put(key []byte, q queueRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedKeys {
+		c.m = make(map[string]queueRecord)
+	}
+	c.m[string(key)] = q
 }

@@ -50,6 +50,13 @@ func (a *Agent) handleDelivery(addr string, cl *client.Client, d client.Delivery
 		}
 		a.events.push(Event{Type: EventError, Relay: addr, Err: fmt.Errorf("agent: dropped a block: %w", err)})
 	}
+	// The transaction has committed: the events are true now, and the
+	// outbox may send what it queued (a delivery receipt), without
+	// waiting for the round trips below. If the acknowledgement is lost,
+	// the relay delivers the block again and de-duplication drops it, so
+	// no event is emitted twice.
+	a.events.push(events...)
+	a.wake()
 	for _, s := range secure {
 		a.queueCommand(s)
 	}
@@ -60,8 +67,6 @@ func (a *Agent) handleDelivery(addr string, cl *client.Client, d client.Delivery
 		}
 	}
 	cancel()
-	a.events.push(events...)
-	a.wake()
 }
 
 // processBlock de-duplicates and processes one block in one store
@@ -85,12 +90,21 @@ func (a *Agent) processBlock(addr string, queue client.ID, payload []byte) ([]Ev
 		return nil, nil, qr, dropError{err}
 	}
 	dedup := sha256.Sum256(payload)
+	qk := queueKey(addr, queue[:])
+	if a.recent.has(dedup) {
+		// A copy through another relay of an envelope processed and
+		// committed moments ago: acknowledge it without the lock or a
+		// transaction (what the store check below would conclude).
+		if q, ok := a.queues.get(qk); ok {
+			return nil, nil, q, nil
+		}
+	}
 	var events []Event
 	var secure []queueAction
 	a.op.Lock()
 	defer a.op.Unlock()
 	err = a.store.Update(func(tx *localstore.Tx) error {
-		if err := getJSON(tx, tblQueues, queueKey(addr, queue[:]), &qr); err != nil {
+		if err := getJSON(tx, tblQueues, qk, &qr); err != nil {
 			if errors.Is(err, localstore.ErrNotFound) {
 				return dropError{errors.New("agent: block on a queue this profile does not know")}
 			}
@@ -117,11 +131,18 @@ func (a *Agent) processBlock(addr string, queue client.ID, payload []byte) ([]Ev
 		return putJSON(tx, tblSeen, dedup[:], time.Now().Unix())
 	})
 	if errors.As(err, new(dropError)) {
-		if serr := a.store.Update(func(tx *localstore.Tx) error {
+		serr := a.store.Update(func(tx *localstore.Tx) error {
 			return putJSON(tx, tblSeen, dedup[:], time.Now().Unix())
-		}); serr != nil {
+		})
+		if serr != nil {
 			err = errors.Join(err, serr)
+		} else if qr.Relay != "" {
+			a.queues.put(qk, qr)
+			a.recent.add(dedup)
 		}
+	} else if err == nil {
+		a.queues.put(qk, qr)
+		a.recent.add(dedup)
 	}
 	return events, secure, qr, err
 }
