@@ -246,8 +246,7 @@ func (c *conn) authenticate(f *wire.Frame, role byte, id store.ID, clientKey []b
 		}
 		c.authCache[ck] = e
 	}
-	signed, err := f.Signed()
-	if err != nil || !wire.Verify(&e.key, signed, f.Authenticator) {
+	if !wire.VerifyFrame(&e.key, f) {
 		return false
 	}
 	c.lastCorr = f.CorrID

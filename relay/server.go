@@ -299,14 +299,10 @@ func errorFrame(corr uint64, entity []byte, code wire.Code) []byte {
 }
 
 func responseFrame(corr uint64, entity []byte, cmd *wire.Command) []byte {
-	body, err := cmd.Marshal()
+	out, err := wire.MarshalFrame(corr, entity, nil, cmd)
 	if err != nil {
-		panic("relay: marshalling a response: " + err.Error()) // every response type is known
-	}
-	f := wire.Frame{Version: wire.Version, CorrID: corr, EntityID: entity, Command: body}
-	out, err := f.Marshal()
-	if err != nil {
-		panic("relay: marshalling a frame: " + err.Error())
+		// Every response type is known and every block fits: a bug.
+		panic("relay: marshalling a response: " + err.Error())
 	}
 	return out
 }

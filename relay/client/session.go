@@ -269,12 +269,7 @@ func (s *session) roundTrip(ctx context.Context, r request) (wire.Command, error
 			s.wmu.Unlock()
 			return wire.Command{}, err
 		}
-		signed, err := f.Signed()
-		if err != nil {
-			s.wmu.Unlock()
-			return wire.Command{}, err
-		}
-		f.Authenticator = wire.Authenticate(&key, signed)
+		f.Authenticator = wire.AuthenticateFrame(&key, &f)
 	}
 	data, err := f.Marshal()
 	if err != nil {
