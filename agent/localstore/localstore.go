@@ -98,6 +98,30 @@ type Store struct {
 	closed bool
 
 	commits, relaxedCommits atomic.Uint64
+
+	// stmts are the record queries, prepared once at Open: preparing
+	// (parsing and planning) a statement per call was a seventh of the
+	// agent's CPU time on its message path.
+	stmts [numStmts]*sql.Stmt
+}
+
+// The record queries, by index into Store.stmts.
+const (
+	stmtGet = iota
+	stmtPut
+	stmtDelete
+	stmtList
+	stmtListGroup
+	numStmts
+)
+
+var stmtText = [numStmts]string{
+	stmtGet: `SELECT grp, ek, val FROM records WHERE tbl = ? AND lk = ?`,
+	stmtPut: `INSERT INTO records (tbl, grp, lk, ek, val) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (tbl, lk) DO UPDATE SET grp = excluded.grp, ek = excluded.ek, val = excluded.val`,
+	stmtDelete:    `DELETE FROM records WHERE tbl = ? AND lk = ?`,
+	stmtList:      `SELECT lk, grp, ek, val FROM records WHERE tbl = ?`,
+	stmtListGroup: `SELECT lk, grp, ek, val FROM records WHERE tbl = ? AND grp = ?`,
 }
 
 // Commits returns how many transactions that wrote something the store
@@ -136,6 +160,12 @@ func Open(path string, passphrase []byte, opts *Options) (*Store, error) {
 	if err := s.init(passphrase, opts); err != nil {
 		db.Close()
 		return nil, err
+	}
+	for i, q := range stmtText {
+		if s.stmts[i], err = db.Prepare(q); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("localstore: prepare: %w", err)
+		}
 	}
 	if len(passphrase) == 0 {
 		s.warnings = append(s.warnings, WarningEmptyPassphrase)
@@ -215,6 +245,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	defer s.mu.Unlock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
 	_, cerr := s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	err := s.db.Close()
 	clear(s.keys.enc)
@@ -282,7 +315,7 @@ func (s *Store) run(fn func(tx *Tx) error, relaxed bool) (err error) {
 	if err != nil {
 		return fmt.Errorf("localstore: begin: %w", err)
 	}
-	tx := &Tx{tx: sqltx, keys: s.keys}
+	tx := &Tx{tx: sqltx, keys: s.keys, stmts: &s.stmts}
 	if err := fn(tx); err != nil {
 		sqltx.Rollback()
 		return err
@@ -308,9 +341,14 @@ func (s *Store) run(fn func(tx *Tx) error, relaxed bool) (err error) {
 type Tx struct {
 	tx       *sql.Tx
 	keys     *keys
+	stmts    *[numStmts]*sql.Stmt
 	readOnly bool
 	wrote    bool
 }
+
+// stmt returns the prepared statement i for use in this transaction (on
+// the store's one connection, where it is already prepared).
+func (tx *Tx) stmt(i int) *sql.Stmt { return tx.tx.Stmt(tx.stmts[i]) }
 
 var errReadOnly = errors.New("localstore: write in a read-only transaction")
 
@@ -318,7 +356,7 @@ var errReadOnly = errors.New("localstore: write in a read-only transaction")
 func (tx *Tx) Get(table string, key []byte) ([]byte, error) {
 	lk := tx.keys.lookup(table, key)
 	var grp, ek, val []byte
-	err := tx.tx.QueryRow(`SELECT grp, ek, val FROM records WHERE tbl = ? AND lk = ?`, table, lk).Scan(&grp, &ek, &val)
+	err := tx.stmt(stmtGet).QueryRow(table, lk).Scan(&grp, &ek, &val)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -354,9 +392,7 @@ func (tx *Tx) PutGrouped(table string, group, key, value []byte) error {
 	grp := tx.keys.groupLookup(table, group)
 	ek := seal(tx.keys.enc, key, valueAD(table, "ek", lk, grp))
 	val := seal(tx.keys.enc, value, valueAD(table, "val", lk, grp))
-	_, err := tx.tx.Exec(`INSERT INTO records (tbl, grp, lk, ek, val) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (tbl, lk) DO UPDATE SET grp = excluded.grp, ek = excluded.ek, val = excluded.val`,
-		table, grp, lk, ek, val)
+	_, err := tx.stmt(stmtPut).Exec(table, grp, lk, ek, val)
 	if err != nil {
 		return fmt.Errorf("localstore: put %s: %w", table, err)
 	}
@@ -370,7 +406,7 @@ func (tx *Tx) Delete(table string, key []byte) error {
 		return errReadOnly
 	}
 	tx.wrote = true
-	if _, err := tx.tx.Exec(`DELETE FROM records WHERE tbl = ? AND lk = ?`, table, tx.keys.lookup(table, key)); err != nil {
+	if _, err := tx.stmt(stmtDelete).Exec(table, tx.keys.lookup(table, key)); err != nil {
 		return fmt.Errorf("localstore: delete %s: %w", table, err)
 	}
 	return nil
@@ -391,9 +427,9 @@ func (tx *Tx) list(table string, group []byte, byGroup bool, fn func(key, value 
 	var rows *sql.Rows
 	var err error
 	if byGroup {
-		rows, err = tx.tx.Query(`SELECT lk, grp, ek, val FROM records WHERE tbl = ? AND grp = ?`, table, tx.keys.groupLookup(table, group))
+		rows, err = tx.stmt(stmtListGroup).Query(table, tx.keys.groupLookup(table, group))
 	} else {
-		rows, err = tx.tx.Query(`SELECT lk, grp, ek, val FROM records WHERE tbl = ?`, table)
+		rows, err = tx.stmt(stmtList).Query(table)
 	}
 	if err != nil {
 		return fmt.Errorf("localstore: list %s: %w", table, err)
