@@ -7,7 +7,10 @@
 // which runs every write already waiting in one transaction with one sync
 // (group commit); see run in committer.go. Reads run in their own read-only
 // transactions beside it. docs/BENCHMARKS.md ("Storage engine choice")
-// records why bbolt and why this committer rather than bbolt's DB.Batch.
+// compares it with relay/store/sqlitestore, the relay's chosen durable
+// store (bbolt syncs twice per commit where SQLite's WAL syncs once; bbolt
+// costs less CPU), and records why this committer rather than bbolt's
+// DB.Batch.
 //
 // Blocks are keyed by recipient ID and big-endian sequence number, so a
 // queue's blocks are contiguous and in order; a second index by received
