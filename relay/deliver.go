@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"crypto/cipher"
 	"crypto/ecdh"
 	"errors"
@@ -13,9 +14,10 @@ import (
 // subscription is the one active subscriber of a queue. Delivery runs in
 // two modes:
 //
-//   - catch-up: the oldest stored block is pushed, and the next one only
-//     after it is acknowledged (the store is the only source, as in SimpleX
-//     SMP, where a recipient acknowledges each message before the next);
+//   - catch-up: stored blocks are pushed from the oldest on. With a store
+//     that offers Blocks (blockRanger), up to Window at a time; with only
+//     First, one, and the next after it is acknowledged (as in SimpleX SMP,
+//     where a recipient acknowledges each message before the next);
 //   - live: once the queue is empty, each newly stored block is pushed as
 //     soon as it is stored, up to Window unacknowledged blocks; past the
 //     window, up to pendingFactor*Window more wait in memory and are pushed
@@ -33,6 +35,17 @@ type subscription struct {
 	live     bool
 	inflight map[uint64]struct{} // pushed, not yet acknowledged
 	pending  []pendingBlock      // stored while the window was full, in order
+	reading  bool                // a windowed catch-up is under way (blockRanger)
+	next     uint64              // the catch-up reads blocks from this Seq on
+}
+
+// blockRanger is an optional store capability: the blocks of a queue with
+// Seq >= from, oldest first, at most max. With it, catch-up keeps a whole
+// window in flight; with only store.Store's First it delivers one block
+// per acknowledgement. A store offering it must make blocks visible in
+// Seq order.
+type blockRanger interface {
+	Blocks(ctx context.Context, recipient store.ID, from uint64, max int) ([]store.Block, error)
 }
 
 // pendingFactor sizes the in-memory overflow of a live subscription in
@@ -122,7 +135,14 @@ func (s *Server) lookup(id store.ID) *subscription {
 func (s *Server) kick(sub *subscription) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	if sub.conn == nil || sub.live || len(sub.inflight) > 0 || len(sub.pending) > 0 {
+	if sub.conn == nil || sub.live || len(sub.pending) > 0 {
+		return
+	}
+	if br, ok := s.store.(blockRanger); ok {
+		s.catchUpLocked(sub, br)
+		return
+	}
+	if len(sub.inflight) > 0 {
 		return
 	}
 	blk, err := s.store.First(s.ctx, sub.id)
@@ -131,12 +151,47 @@ func (s *Server) kick(sub *subscription) {
 		return
 	}
 	if err != nil {
-		if s.ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) {
-			s.log.Error("relay delivery read failed", "err", err)
-		}
+		s.readFailed(err)
 		return
 	}
 	s.pushLocked(sub, blk.Seq, blk.Data)
+}
+
+// catchUpLocked pushes stored blocks up to the window. A catch-up starts
+// from the oldest block once nothing is in flight (so nothing pushed is
+// pushed again) and then follows its cursor; when the store has nothing
+// more, the subscription turns live. sub.mu is held, so a block stored
+// meanwhile is either read here or pushed live by appended.
+func (s *Server) catchUpLocked(sub *subscription, br blockRanger) {
+	if !sub.reading {
+		if len(sub.inflight) > 0 {
+			return
+		}
+		sub.reading, sub.next = true, 0
+	}
+	room := s.limits.Window - len(sub.inflight)
+	if room <= 0 {
+		return
+	}
+	blocks, err := br.Blocks(s.ctx, sub.id, sub.next, room)
+	if err != nil {
+		s.readFailed(err)
+		return
+	}
+	if len(blocks) == 0 {
+		sub.live, sub.reading = true, false
+		return
+	}
+	for _, b := range blocks {
+		s.pushLocked(sub, b.Seq, b.Data)
+		sub.next = b.Seq + 1
+	}
+}
+
+func (s *Server) readFailed(err error) {
+	if s.ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) {
+		s.log.Error("relay delivery read failed", "err", err)
+	}
 }
 
 // appended pushes a newly stored block to a live subscriber.

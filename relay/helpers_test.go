@@ -70,7 +70,7 @@ func startRelayOn(t testing.TB, st store.Store, limits Limits) *testRelay {
 
 func (tr *testRelay) serve(t testing.TB, listen string) {
 	t.Helper()
-	srv, err := NewServer(Config{Key: tr.key, Store: nopClose{tr.store}, Limits: tr.limits})
+	srv, err := NewServer(Config{Key: tr.key, Store: tr.store, Limits: tr.limits})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/parley-messenger/parley/internal/leakcheck"
 	"github.com/parley-messenger/parley/relay/client"
+	"github.com/parley-messenger/parley/relay/store"
+	"github.com/parley-messenger/parley/relay/store/memstore"
 )
 
 // TestPipelinedSendsAllDelivered: many concurrent sends on one connection
@@ -16,10 +18,15 @@ import (
 // buffer and then into catch-up, and acks arriving out of order: every
 // block is delivered.
 func TestPipelinedSendsAllDelivered(t *testing.T) {
+	t.Run("first-only", func(t *testing.T) { testPipelined(t, memstore.New(memstore.Options{})) })
+	t.Run("ranged", func(t *testing.T) { testPipelined(t, newRangedStore()) })
+}
+
+func testPipelined(t *testing.T, st store.Store) {
 	defer leakcheck.Check(t)()
 	const n = 1500
 	ctx := testCtx(t)
-	r := startRelay(t, Limits{Window: 4, CommandsPerSecond: 1 << 20, MaxQueueBlocks: 1 << 20})
+	r := startRelayOn(t, st, Limits{Window: 4, CommandsPerSecond: 1 << 20, MaxQueueBlocks: 1 << 20})
 	defer r.stop()
 	rcp := dial(t, ctx, r.addr)
 	defer rcp.Close()
