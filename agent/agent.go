@@ -217,6 +217,10 @@ type Agent struct {
 	keys   keyCache
 	recent recentSet
 	queues queueCache
+
+	// outboxChanged is notified after every commit that may have marked
+	// outbox targets done or failed (Flush waits on it).
+	outboxChanged signal
 }
 
 func profilePath(home string) string { return filepath.Join(home, ProfileFile) }

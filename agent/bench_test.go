@@ -254,3 +254,33 @@ func benchCryptoOnly(b *testing.B) {
 	elapsed, cpu := time.Since(begin), cpuTime()-cpu0
 	reportLatencies(b, lat, elapsed, cpu)
 }
+
+// BenchmarkSendFlush is what a command-line send waits for: Send, then
+// Flush until the envelope has reached a relay.
+func BenchmarkSendFlush(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rs, stop := startRelays(b, 2)
+	defer stop()
+	alice := openAgentWith(b, newProfile(b, "alice", rs...), "alice", benchOptions())
+	defer alice.close()
+	bob := openAgentWith(b, newProfile(b, "bob", rs...), "bob", benchOptions())
+	defer bob.close()
+	bobsAlice, _ := connect(b, ctx, alice, bob)
+	var lat []time.Duration
+	b.ResetTimer()
+	begin, cpu0 := time.Now(), cpuTime()
+	for b.Loop() {
+		start := time.Now()
+		if _, err := alice.Send(ctx, bobsAlice, benchText); err != nil {
+			b.Fatal(err)
+		}
+		if err := alice.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	elapsed, cpu := time.Since(begin), cpuTime()-cpu0
+	b.StopTimer()
+	reportLatencies(b, lat, elapsed, cpu)
+}

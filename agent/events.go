@@ -48,6 +48,31 @@ type Event struct {
 	Err     error
 }
 
+// signal is a broadcast without a value: wait returns a channel that the
+// next notify closes.
+type signal struct {
+	mu sync.Mutex // guards ch
+	ch chan struct{}
+}
+
+func (s *signal) wait() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) notify() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
 // eventQueue is an unbounded queue between the agent (which must never
 // block on a slow consumer, and never emits under a lock) and the
 // consumer's channel.

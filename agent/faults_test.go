@@ -339,3 +339,46 @@ func readInvite(t *testing.T, a *testAgent) []byte {
 	})
 	return key
 }
+
+// TestFlushWakesWhenRelayReturns: Flush (what a command-line send waits
+// for) waits while every relay is down and returns once a relay has taken
+// the envelope. It does not poll: it is woken by the outbox pass that
+// sent it, so a missed wake-up leaves it waiting until ctx ends. The
+// receiver is closed, so no incoming block can wake it instead.
+func TestFlushWakesWhenRelayReturns(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testContext(t)
+	rs, stop := startRelays(t, 2)
+	defer stop()
+	alice := openAgent(t, newProfile(t, "alice", rs...), "alice")
+	defer alice.close()
+	bob := openAgent(t, newProfile(t, "bob", rs...), "bob")
+	bobsAlice, _ := connect(t, ctx, alice, bob)
+	bob.close()
+	if err := alice.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	rs[0].stop()
+	rs[1].stop()
+	if _, err := alice.Send(ctx, bobsAlice, "while every relay is down"); err != nil {
+		t.Fatal(err)
+	}
+	flushed := make(chan error, 1)
+	go func() { flushed <- alice.Flush(ctx) }()
+	select {
+	case err := <-flushed:
+		t.Fatalf("Flush returned %v while every relay was down", err)
+	case <-afterShort():
+	}
+	rs[0].start()
+	rs[1].start()
+	select {
+	case err := <-flushed:
+		if err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Flush did not return after the relays came back")
+	}
+}

@@ -143,6 +143,7 @@ func (a *Agent) processBlock(addr string, queue client.ID, payload []byte) ([]Ev
 	} else if err == nil {
 		a.queues.put(qk, qr)
 		a.recent.add(dedup)
+		a.outboxChanged.notify() // a queue rotation may have retargeted the outbox
 	}
 	return events, secure, qr, err
 }

@@ -237,6 +237,9 @@ func (a *Agent) applyResults(results []sendResult) time.Time {
 		})
 	})
 	a.op.Unlock()
+	if len(results) > 0 {
+		a.outboxChanged.notify()
+	}
 	if err != nil {
 		if a.ctx.Err() == nil {
 			events = append(events, Event{Type: EventError, Err: err})
@@ -274,7 +277,11 @@ func (q *sendQueue) senderQueue() (*client.SenderQueue, error) {
 // Flush waits until every envelope in the outbox has reached at least one
 // relay (what a command-line send waits for before it exits), or ctx ends.
 func (a *Agent) Flush(ctx context.Context) error {
+	a.wake()
 	for {
+		// Taken before the check, so that a change committed after the
+		// check still wakes us: no polling.
+		changed := a.outboxChanged.wait()
 		pending := false
 		err := a.store.View(func(tx *localstore.Tx) error {
 			return tx.List(tblOutbox, func(_, v []byte) error {
@@ -291,15 +298,11 @@ func (a *Agent) Flush(ctx context.Context) error {
 		if err != nil || !pending {
 			return err
 		}
-		a.wake()
-		t := time.NewTimer(20 * time.Millisecond)
 		select {
-		case <-t.C:
+		case <-changed:
 		case <-ctx.Done():
-			t.Stop()
 			return ctx.Err()
 		case <-a.ctx.Done():
-			t.Stop()
 			return ErrClosed
 		}
 	}
