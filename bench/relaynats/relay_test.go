@@ -16,18 +16,25 @@ import (
 	"github.com/parley-messenger/parley/relay/store"
 	"github.com/parley-messenger/parley/relay/store/boltstore"
 	"github.com/parley-messenger/parley/relay/store/memstore"
+	"github.com/parley-messenger/parley/relay/store/sqlitestore"
 )
 
 // relayConfig is one variant of Parley's relay.
 type relayConfig struct {
-	durable bool // boltstore (fsync'd group commit) rather than memstore
+	durable bool // a durable store (fsync'd group commit) rather than memstore
+	sqlite  bool // the durable store is sqlitestore rather than boltstore
 	async   bool // asyncWindow sends in flight at once rather than one
 }
 
 func init() {
 	register(
+		// boltstore is what `parley relay` and the relay's own benchmark
+		// run; sqlitestore is the engine docs/BENCHMARKS.md ("Storage
+		// engine choice") chose.
 		system{"relay-durable", relayStart(relayConfig{durable: true})},
 		system{"relay-durable-async", relayStart(relayConfig{durable: true, async: true})},
+		system{"relay-durable-sqlite", relayStart(relayConfig{durable: true, sqlite: true})},
+		system{"relay-durable-sqlite-async", relayStart(relayConfig{durable: true, sqlite: true, async: true})},
 		system{"relay-memory", relayStart(relayConfig{})},
 		system{"relay-memory-async", relayStart(relayConfig{async: true})},
 	)
@@ -75,14 +82,22 @@ func relayStart(cfg relayConfig) func(testing.TB, func([]byte)) (sender, error) 
 	return func(tb testing.TB, deliver func([]byte)) (sender, error) {
 		s := &relaySender{cfg: cfg, served: make(chan error, 1), recvDone: make(chan struct{}), slots: make(chan struct{}, asyncWindow)}
 		s.ctx, s.cancel = context.WithTimeout(context.Background(), deliveryTimeout)
-		if cfg.durable {
+		switch {
+		case cfg.durable && cfg.sqlite:
+			ss, err := sqlitestore.Open(filepath.Join(tb.TempDir(), "relay.sqlite"), sqlitestore.Options{})
+			if err != nil {
+				s.cancel()
+				return nil, fmt.Errorf("sqlitestore: %w", err)
+			}
+			s.st, s.closer = ss, ss.Close
+		case cfg.durable:
 			bs, err := boltstore.Open(filepath.Join(tb.TempDir(), "relay.db"), boltstore.Options{})
 			if err != nil {
 				s.cancel()
 				return nil, fmt.Errorf("boltstore: %w", err)
 			}
 			s.st, s.closer = bs, bs.Close
-		} else {
+		default:
 			s.st = memstore.New(memstore.Options{})
 		}
 		_, key, err := ed25519.GenerateKey(rand.Reader)

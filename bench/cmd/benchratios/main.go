@@ -351,6 +351,10 @@ func relayTables(s samples) {
 		{"relay-durable-async", "jetstream-async", 0.5},
 		{"relay-durable", "jetstream-syncalways", 10},
 		{"relay-durable-async", "jetstream-syncalways-async", 10},
+		{"relay-durable-sqlite", "jetstream", 0.5},
+		{"relay-durable-sqlite-async", "jetstream-async", 0.5},
+		{"relay-durable-sqlite", "jetstream-syncalways", 10},
+		{"relay-durable-sqlite-async", "jetstream-syncalways-async", 10},
 		{"relay-memory", "nats-core", 0.25},
 		{"relay-memory-async", "nats-core", 0.25},
 		{"relay-memory", "nats-core-tls", 0},
@@ -389,14 +393,14 @@ func relayTables(s samples) {
 	fmt.Printf("Send-to-receive latency at 1,000 msgs/s (median of each run's p50 and p99; one fdatasync of a 4 KiB append = %s):\n\n", us(sync))
 	fmt.Println("| system | p50 | p99 | p50 ÷ fdatasync | targets (durable relay: p50 ≤ 1.5x fdatasync, p99 < 1 ms) |")
 	fmt.Println("| --- | --- | --- | --- | --- |")
-	for _, sys := range []string{"relay-durable", "relay-memory", "jetstream", "jetstream-syncalways", "nats-core"} {
+	for _, sys := range []string{"relay-durable", "relay-durable-sqlite", "relay-memory", "jetstream", "jetstream-syncalways", "nats-core"} {
 		p50, ok1 := s.median("LatencyAt1000/sys="+sys, "p50-µs")
 		p99, ok2 := s.median("LatencyAt1000/sys="+sys, "p99-µs")
 		if !ok1 || !ok2 {
 			continue
 		}
 		v := ""
-		if sys == "relay-durable" {
+		if strings.HasPrefix(sys, "relay-durable") {
 			v = fmt.Sprintf("p50: %s, p99: %s", verdict(p50*1000 <= 1.5*sync), verdict(p99 < 1000))
 		}
 		fmt.Printf("| %s | %.0f µs | %.0f µs | %.2fx | %s |\n", sys, p50, p99, p50*1000/sync, v)
