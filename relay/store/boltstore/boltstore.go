@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -62,6 +63,10 @@ type Store struct {
 	maxBatch int
 	ops      chan *op      // to the committer; closed by Close
 	stopped  chan struct{} // closed when the committer has exited
+
+	// commits counts transactions the committer ran (committed or not);
+	// TestGroupCommit reads it.
+	commits atomic.Uint64
 
 	mu     sync.RWMutex // guards closed; held (read) while sending on ops or reading db
 	closed bool

@@ -59,6 +59,7 @@ func (s *Store) run() {
 // its neighbours. If the commit itself fails, every op in the batch gets
 // that error: none of them is durable.
 func (s *Store) commit(batch []*op) {
+	s.commits.Add(1)
 	errs := make([]error, len(batch))
 	failed := -1
 	tx, err := s.w.Begin()

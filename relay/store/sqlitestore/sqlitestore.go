@@ -27,6 +27,7 @@ import (
 	"math"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
@@ -92,6 +93,10 @@ type Store struct {
 	maxBatch int
 	ops      chan *op      // to the committer; closed by Close
 	stopped  chan struct{} // closed when the committer has exited
+
+	// commits counts transactions the committer ran (committed or not);
+	// TestGroupCommit reads it.
+	commits atomic.Uint64
 
 	mu     sync.RWMutex // guards closed; held (read) while sending on ops or reading
 	closed bool
