@@ -208,6 +208,11 @@ type Agent struct {
 	// contacts and the outbox, so that each is one consistent store
 	// transaction. Events are emitted after it is released.
 	op sync.Mutex
+	// nextExpiry is the earliest expiry among the stored messages, as the
+	// last expiry pass left them and later writes lowered it (zero: none
+	// expires); it means nothing until expiryKnown. Guarded by op.
+	nextExpiry  time.Time
+	expiryKnown bool
 
 	mu     sync.Mutex // guards relays and closed
 	relays map[string]*relayConn

@@ -223,6 +223,7 @@ func (a *Agent) handleRatchet(tx *localstore.Tx, qr *queueRecord, env *envelope)
 		}
 		if c.Disappear > 0 {
 			rec.ExpiresAt = now.Add(c.Disappear)
+			a.noteExpiry(rec.ExpiresAt) // processBlock holds op
 		}
 		if err := putJSONGrouped(tx, tblMessages, []byte(id), []byte(mid), rec); err != nil {
 			return nil, nil, err

@@ -49,6 +49,7 @@ func (a *Agent) Send(ctx context.Context, id ContactID, text string) (Message, e
 		}
 		if c.Disappear > 0 {
 			rec.ExpiresAt = now.Add(c.Disappear)
+			a.noteExpiry(rec.ExpiresAt)
 		}
 		if err := putJSONGrouped(tx, tblMessages, []byte(id), []byte(rec.ID), rec); err != nil {
 			return err

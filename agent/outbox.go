@@ -324,22 +324,58 @@ func (a *Agent) expiryLoop() {
 			return
 		}
 		now := time.Now()
-		var retired []queueAction
-		a.op.Lock()
-		err := a.store.Update(func(tx *localstore.Tx) error {
-			retired = nil
-			var err error
-			if retired, err = expireInvitations(tx, now); err != nil {
-				return err
-			}
+		// De-duplication hashes are kept longer than a relay keeps a
+		// block (21 days by default); a replay older than that is still
+		// refused by the ratchet (ErrReplay), only later.
+		prune := now.Sub(lastPrune) >= time.Hour
+		if prune {
+			lastPrune = now
+		}
+		retired, err := a.expire(now, prune)
+		if err != nil && a.ctx.Err() == nil {
+			a.events.push(Event{Type: EventError, Err: err})
+		}
+		for _, q := range retired {
+			a.queueCommand(q)
+		}
+	}
+}
+
+// expire makes one expiry pass: invitations past their expiry, messages
+// past theirs, and (if prune) old de-duplication hashes. It returns the
+// queues of expired invitations, to be deleted from their relays.
+//
+// The messages are read only when one may be due: a pass remembers the
+// earliest expiry it left in the store (nextExpiry), and every write of a
+// message with an expiry lowers it (noteExpiry), so a pass between two
+// expiries costs nothing per stored message. Before, every pass (every
+// 10 s by default) decrypted and parsed the whole message history while
+// holding the agent's lock, delaying whatever message arrived meanwhile.
+func (a *Agent) expire(now time.Time, prune bool) ([]queueAction, error) {
+	a.op.Lock()
+	defer a.op.Unlock()
+	scan := !a.expiryKnown || (!a.nextExpiry.IsZero() && !a.nextExpiry.After(now))
+	var retired []queueAction
+	var next time.Time
+	err := a.store.Update(func(tx *localstore.Tx) error {
+		retired, next = nil, time.Time{}
+		var err error
+		if retired, err = expireInvitations(tx, now); err != nil {
+			return err
+		}
+		if scan {
 			var expired []messageRecord
 			err = tx.List(tblMessages, func(_, v []byte) error {
 				var m messageRecord
 				if err := unmarshalJSON(v, &m); err != nil {
 					return err
 				}
-				if !m.ExpiresAt.IsZero() && !m.ExpiresAt.After(now) {
+				switch {
+				case m.ExpiresAt.IsZero():
+				case !m.ExpiresAt.After(now):
 					expired = append(expired, m)
+				case next.IsZero() || m.ExpiresAt.Before(next):
+					next = m.ExpiresAt
 				}
 				return nil
 			})
@@ -351,41 +387,46 @@ func (a *Agent) expiryLoop() {
 					return err
 				}
 			}
-			// De-duplication hashes are kept longer than a relay keeps
-			// a block (21 days by default); a replay older than that is
-			// still refused by the ratchet (ErrReplay), only later.
-			if now.Sub(lastPrune) < time.Hour {
-				return nil
-			}
-			lastPrune = now
-			var old [][]byte
-			err = tx.List(tblSeen, func(k, v []byte) error {
-				var at int64
-				if err := unmarshalJSON(v, &at); err != nil {
-					return err
-				}
-				if now.Sub(time.Unix(at, 0)) > seenRetention {
-					old = append(old, k)
-				}
-				return nil
-			})
-			if err != nil {
+		}
+		if !prune {
+			return nil
+		}
+		var old [][]byte
+		err = tx.List(tblSeen, func(k, v []byte) error {
+			var at int64
+			if err := unmarshalJSON(v, &at); err != nil {
 				return err
 			}
-			for _, k := range old {
-				if err := tx.Delete(tblSeen, k); err != nil {
-					return err
-				}
+			if now.Sub(time.Unix(at, 0)) > seenRetention {
+				old = append(old, k)
 			}
 			return nil
 		})
-		a.op.Unlock()
-		if err != nil && a.ctx.Err() == nil {
-			a.events.push(Event{Type: EventError, Err: err})
+		if err != nil {
+			return err
 		}
-		for _, q := range retired {
-			a.queueCommand(q)
+		for _, k := range old {
+			if err := tx.Delete(tblSeen, k); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		a.expiryKnown = false // scan again next time
+		return nil, err
+	}
+	if scan {
+		a.nextExpiry, a.expiryKnown = next, true
+	}
+	return retired, nil
+}
+
+// noteExpiry records that a message expiring at t is being written; the
+// caller holds op.
+func (a *Agent) noteExpiry(t time.Time) {
+	if !t.IsZero() && (a.nextExpiry.IsZero() || t.Before(a.nextExpiry)) {
+		a.nextExpiry = t
 	}
 }
 
