@@ -38,6 +38,13 @@ func (a *Agent) Send(ctx context.Context, id ContactID, text string) (Message, e
 		if c.IdentityChanged {
 			return ErrIdentityChanged
 		}
+		// Until a message from the contact has decrypted, the contact's
+		// side has not processed the connection request, and it would drop
+		// a ratchet message arriving on its invitation queue: refuse
+		// rather than lose the message silently.
+		if !c.Connected {
+			return ErrNotConnected
+		}
 		order, err := nextCounter(tx, "order")
 		if err != nil {
 			return err

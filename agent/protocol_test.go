@@ -456,3 +456,40 @@ func FuzzShortInvitation(f *testing.F) {
 		}
 	})
 }
+
+// TestSendBeforeConnectedRefused: until the inviter's reply has decrypted,
+// the inviter has not processed the connection request and would drop a
+// ratchet message on its invitation queue, so Send must refuse with
+// ErrNotConnected rather than lose the message silently.
+func TestSendBeforeConnectedRefused(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testContext(t)
+	rs, stop := startRelays(t, 2)
+	defer stop()
+	alice := openAgent(t, newProfile(t, "alice", rs...), "alice")
+	bob := openAgent(t, newProfile(t, "bob", rs...), "bob")
+	defer bob.close()
+
+	link, err := alice.Invite(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.close() // the inviter is offline: nothing can complete the connection
+	c, err := bob.Accept(ctx, link, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Connected {
+		t.Fatal("contact connected before the inviter answered")
+	}
+	if _, err := bob.Send(ctx, c.ID, "too early"); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Send before the connection completed: %v, want ErrNotConnected", err)
+	}
+	msgs, err := bob.Messages(c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 0 {
+		t.Errorf("a refused message was stored: %d messages", len(msgs))
+	}
+}
