@@ -39,20 +39,22 @@ type command struct {
 // commands lists every subcommand. Each lives in its own file.
 func commands() map[string]command {
 	return map[string]command{
-		"version":  {"print the version", runVersion},
-		"relay":    relayCommand,
-		"init":     initCommand,
-		"invite":   inviteCommand,
-		"accept":   acceptCommand,
-		"contacts": contactsCommand,
-		"messages": messagesCommand,
-		"send":     sendCommand,
-		"receive":  receiveCommand,
-		"verify":   verifyCommand,
-		"relays":   relaysCommand,
-		"daemon":   daemonCommand,
-		"chat":     chatCommand,
-		"demo":     demoCommand,
+		"version":   {"print the version", runVersion},
+		"relay":     relayCommand,
+		"init":      initCommand,
+		"invite":    inviteCommand,
+		"accept":    acceptCommand,
+		"contacts":  contactsCommand,
+		"messages":  messagesCommand,
+		"send":      sendCommand,
+		"receive":   receiveCommand,
+		"verify":    verifyCommand,
+		"relays":    relaysCommand,
+		"daemon":    daemonCommand,
+		"chat":      chatCommand,
+		"demo":      demoCommand,
+		"settings":  settingsCommand,
+		"disappear": disappearCommand,
 	}
 }
 
