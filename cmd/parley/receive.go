@@ -59,38 +59,29 @@ func runReceive(ctx context.Context, g *globals, args []string) error {
 		r.message(m)
 	}
 
-	// The wait for news starts once every relay is connected (or after
-	// connectWait), so that a slow connection does not eat the timeout.
+	// The wait for news starts once every relay has been tried (connected
+	// and subscribed, or its first attempt failed), or after connectWait,
+	// so that a slow connection does not eat the timeout. Events queue in
+	// the agent meanwhile.
+	rctx, rcancel := context.WithTimeout(ctx, connectWait)
+	a.Ready(rctx)
+	rcancel()
 	var idle <-chan time.Time
 	var timer *time.Timer
-	startIdle := func() {
-		if timer == nil && *timeout >= 0 {
-			timer = time.NewTimer(*timeout)
-			idle = timer.C
-		}
+	if *timeout >= 0 {
+		timer = time.NewTimer(*timeout)
+		defer timer.Stop()
+		idle = timer.C
 	}
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	connecting := time.NewTicker(50 * time.Millisecond)
-	defer connecting.Stop()
-	connectDeadline := time.Now().Add(connectWait)
 	events := a.Events()
 loop:
 	for {
 		select {
-		case <-connecting.C:
-			if allRelaysUp(a) || time.Now().After(connectDeadline) {
-				connecting.Stop()
-				startIdle()
-			}
 		case ev, ok := <-events:
 			if !ok {
 				break loop
 			}
-			if r.event(ev) && timer != nil && *timeout >= 0 {
+			if r.event(ev) && timer != nil {
 				timer.Reset(*timeout)
 			}
 		case <-idle:
@@ -214,20 +205,6 @@ func (r *receiver) event(ev agent.Event) bool {
 	case agent.EventTyping:
 		if c := ev.Contact; c != nil && ev.Typing {
 			fmt.Fprintf(r.g.stdout, "%s is typing\n", oneLine(c.Name()))
-		}
-	}
-	return true
-}
-
-// allRelaysUp reports whether every relay of the list is connected.
-func allRelaysUp(a *agent.Agent) bool {
-	rs, err := a.Relays()
-	if err != nil {
-		return true
-	}
-	for _, r := range rs {
-		if !r.Up {
-			return false
 		}
 	}
 	return true
