@@ -353,6 +353,46 @@ func (s *Store) First(ctx context.Context, recipient store.ID) (store.Block, err
 	return b, err
 }
 
+// Blocks returns up to maxN blocks of the queue with Seq >= from, oldest
+// first, without removing them: the optional capability that lets the
+// relay keep a whole window of a backlog in flight (relay/deliver.go,
+// blockRanger). A queue with no such block gives an empty result and a nil
+// error, not store.ErrNoBlock; an unknown queue gives store.ErrNotFound.
+//
+// It is one seek and a short scan, in one read-only transaction, so the
+// result is one committed state. Blocks become visible in Seq order: the
+// one committer assigns each queue's Seqs in transaction order and a
+// transaction commits whole. The data is copied out of bbolt's memory map,
+// whose pages a later write may reuse once the transaction ends.
+func (s *Store) Blocks(ctx context.Context, recipient store.ID, from uint64, maxN int) ([]store.Block, error) {
+	var out []store.Block
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		st, err := getState(tx, recipient)
+		if err != nil {
+			return err
+		}
+		// The queue's count bounds the allocation, whatever max says.
+		out = make([]store.Block, 0, min(uint64(max(maxN, 0)), st.count))
+		c := tx.Bucket(bucketBlocks).Cursor()
+		for k, v := c.Seek(blockKey(recipient, from)); k != nil && len(out) < maxN && bytes.HasPrefix(k, recipient[:]); k, v = c.Next() {
+			received, data, err := splitBlockValue(v)
+			if err != nil || len(k) != blockKeySize {
+				return errBadRecord
+			}
+			b := store.Block{Seq: seqOf(k), Data: bytes.Clone(data), Received: fromSortable(received)}
+			if b.Data == nil {
+				b.Data = []byte{}
+			}
+			out = append(out, b)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Ack removes the block with this sequence number and returns once that is
 // durable; store.ErrNoBlock if it is not there.
 func (s *Store) Ack(ctx context.Context, recipient store.ID, seq uint64) error {

@@ -28,6 +28,22 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestConformanceBlocks(t *testing.T) {
+	defer leakcheck.Check(t)()
+	storetest.RunBlocks(t, func(t *testing.T) storetest.BlockStore {
+		return open(t, filepath.Join(t.TempDir(), "relay.db"), boltstore.Options{})
+	})
+}
+
+// blockRanger is the relay's optional store capability (relay/deliver.go),
+// declared again here so that this package's tests need not import relay:
+// the assertion below breaks the build if the store stops offering it.
+type blockRanger interface {
+	Blocks(ctx context.Context, recipient store.ID, from uint64, max int) ([]store.Block, error)
+}
+
+var _ blockRanger = (*boltstore.Store)(nil)
+
 func TestConformanceNoSync(t *testing.T) {
 	defer leakcheck.Check(t)()
 	storetest.Run(t, func(t *testing.T) store.Store {

@@ -219,6 +219,47 @@ func (s *Store) First(ctx context.Context, recipient store.ID) (store.Block, err
 	return b, nil
 }
 
+// Blocks returns copies of up to max blocks of the queue with Seq >= from,
+// oldest first, without removing them: the optional capability that lets
+// the relay keep a whole window of a backlog in flight (relay/deliver.go,
+// blockRanger). A queue with no such block gives an empty result and a nil
+// error, not store.ErrNoBlock; an unknown queue gives store.ErrNotFound.
+// Blocks become visible in Seq order: Append assigns the Seq and stores the
+// block under one lock.
+func (s *Store) Blocks(ctx context.Context, recipient store.ID, from uint64, max int) ([]store.Block, error) {
+	if err := s.begin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	qq, ok := s.queues[recipient]
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	live := qq.blocks[qq.head:]
+	i, _ := slices.BinarySearchFunc(live, from, cmpSeq)
+	live = live[i:]
+	if max < 0 {
+		max = 0
+	}
+	live = live[:min(max, len(live))]
+	out := make([]store.Block, len(live))
+	for j, b := range live {
+		b.Data = slices.Clone(b.Data)
+		out[j] = b
+	}
+	return out, nil
+}
+
+func cmpSeq(b store.Block, seq uint64) int {
+	switch {
+	case b.Seq < seq:
+		return -1
+	case b.Seq > seq:
+		return 1
+	}
+	return 0
+}
+
 // Ack removes the block with this sequence number, or returns
 // store.ErrNoBlock if it is not there.
 func (s *Store) Ack(ctx context.Context, recipient store.ID, seq uint64) error {
@@ -231,15 +272,7 @@ func (s *Store) Ack(ctx context.Context, recipient store.ID, seq uint64) error {
 		return store.ErrNotFound
 	}
 	live := qq.blocks[qq.head:]
-	i, found := slices.BinarySearchFunc(live, seq, func(b store.Block, seq uint64) int {
-		switch {
-		case b.Seq < seq:
-			return -1
-		case b.Seq > seq:
-			return 1
-		}
-		return 0
-	})
+	i, found := slices.BinarySearchFunc(live, seq, cmpSeq)
 	if !found {
 		return store.ErrNoBlock
 	}

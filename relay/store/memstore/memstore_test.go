@@ -16,6 +16,19 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return memstore.New(memstore.Options{}) })
 }
 
+func TestConformanceBlocks(t *testing.T) {
+	storetest.RunBlocks(t, func(t *testing.T) storetest.BlockStore { return memstore.New(memstore.Options{}) })
+}
+
+// blockRanger is the relay's optional store capability (relay/deliver.go),
+// declared again here so that this package's tests need not import relay:
+// the assertion below breaks the build if the store stops offering it.
+type blockRanger interface {
+	Blocks(ctx context.Context, recipient store.ID, from uint64, max int) ([]store.Block, error)
+}
+
+var _ blockRanger = (*memstore.Store)(nil)
+
 // TestMemoryBudget checks that the store refuses to grow past MaxBytes and
 // that acknowledging, expiring and deleting give the room back.
 func TestMemoryBudget(t *testing.T) {

@@ -107,7 +107,7 @@ var _ store.Store = (*Store)(nil)
 // readStmts are prepared on the read pool (database/sql prepares each on
 // a connection the first time it runs there, then reuses it).
 type readStmts struct {
-	byRecipient, bySender, firstBlock, queueExists *sql.Stmt
+	byRecipient, bySender, firstBlock, blocksFrom, queueExists *sql.Stmt
 }
 
 // writeStmts are prepared once on the write connection.
@@ -207,6 +207,7 @@ func (s *Store) prepare() error {
 		{r, &s.rstmts.byRecipient, `SELECT ` + queueColumns + ` FROM queues WHERE rid = ?`},
 		{r, &s.rstmts.bySender, `SELECT ` + queueColumns + ` FROM queues WHERE sid = ?`},
 		{r, &s.rstmts.firstBlock, `SELECT seq, received, data FROM blocks WHERE rid = ? ORDER BY seq LIMIT 1`},
+		{r, &s.rstmts.blocksFrom, `SELECT seq, received, data FROM blocks WHERE rid = ? AND seq >= ? ORDER BY seq LIMIT ?`},
 		{r, &s.rstmts.queueExists, `SELECT 1 FROM queues WHERE rid = ?`},
 	} {
 		st, err := p.db.Prepare(p.q)
@@ -222,7 +223,7 @@ func (s *Store) closeDBs() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.stmts.idTaken, s.stmts.insQueue, s.stmts.secure, s.stmts.queueState, s.stmts.insBlock,
 		s.stmts.bumpQueue, s.stmts.delBlock, s.stmts.dropCount, s.stmts.delBlocks, s.stmts.delQueue, s.stmts.dueBlocks,
-		s.rstmts.byRecipient, s.rstmts.bySender, s.rstmts.firstBlock, s.rstmts.queueExists} {
+		s.rstmts.byRecipient, s.rstmts.bySender, s.rstmts.firstBlock, s.rstmts.blocksFrom, s.rstmts.queueExists} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -457,6 +458,62 @@ func (s *Store) First(ctx context.Context, recipient store.ID) (store.Block, err
 		return store.Block{}, err
 	}
 	return b, nil
+}
+
+// Blocks returns up to max blocks of the queue with Seq >= from, oldest
+// first, without removing them: the optional capability that lets the
+// relay keep a whole window of a backlog in flight (relay/deliver.go,
+// blockRanger). A queue with no such block gives an empty result and a nil
+// error, not store.ErrNoBlock; an unknown queue gives store.ErrNotFound.
+//
+// It is one range scan of the (rid, seq) primary key in one statement, so
+// the result is one committed snapshot (SQLite, "Write-Ahead Logging"
+// §2.2: a reader sees the database as of the last commit before it
+// began). Blocks become visible in Seq order: the one committer assigns
+// each queue's Seqs in transaction order and a transaction commits whole.
+func (s *Store) Blocks(ctx context.Context, recipient store.ID, from uint64, max int) ([]store.Block, error) {
+	var out []store.Block
+	err := s.read(ctx, func() error {
+		// Seqs are stored as INTEGER (int64) and assigned from 1: nothing
+		// lies at or past a from beyond that range.
+		if max > 0 && from <= math.MaxInt64 {
+			rows, err := s.rstmts.blocksFrom.QueryContext(ctx, recipient[:], int64(from), max)
+			if err != nil {
+				return fmt.Errorf("sqlitestore: reading blocks: %w", err)
+			}
+			for rows.Next() {
+				var b store.Block
+				var seq, recv int64
+				// Scanning into a *[]byte copies: b.Data is the caller's own.
+				if err := rows.Scan(&seq, &recv, &b.Data); err != nil {
+					rows.Close()
+					return fmt.Errorf("sqlitestore: reading blocks: %w", err)
+				}
+				b.Seq, b.Received = uint64(seq), fromUnixNano(recv)
+				out = append(out, b)
+			}
+			if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+				return fmt.Errorf("sqlitestore: reading blocks: %w", err)
+			}
+			if len(out) > 0 {
+				return nil // a block found proves the queue
+			}
+		}
+		var one int
+		err := s.rstmts.queueExists.QueryRowContext(ctx, recipient[:]).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("sqlitestore: reading blocks: %w", err)
+		}
+		out = []store.Block{}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // Ack removes the block with this sequence number and returns once that is
