@@ -119,7 +119,9 @@ func runAccept(ctx context.Context, g *globals, args []string) error {
 	if fs.NArg() != 1 {
 		return usage("accept takes one invitation link", acceptSynopsis)
 	}
-	link := strings.TrimSpace(fs.Arg(0))
+	// A link copied from a terminal may carry the line breaks where the
+	// screen wrapped it; an invitation has no white space of its own.
+	link := strings.Join(strings.Fields(fs.Arg(0)), "")
 	if !strings.HasPrefix(link, agent.InvitePrefix) {
 		return hinted(fmt.Errorf("accept: %q is not an invitation link", truncate(link, 40)), "an invitation starts with %s; ask the other person for the whole link printed by 'parley invite'", agent.InvitePrefix)
 	}

@@ -152,7 +152,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.reloadContacts()
 		m.reloadConv()
 	case tea.PasteMsg:
-		m.input = append(m.input, []rune(strings.ReplaceAll(msg.Content, "\n", " "))...)
+		m.input = append(m.input, []rune(pasted(msg.Content))...)
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	}
@@ -297,7 +297,10 @@ func (m *model) submit(line string) tea.Cmd {
 	case "invite":
 		m.say("creating an invitation…")
 		return func() tea.Msg {
-			link, err := a.Invite(ctx, arg)
+			// The short form (a few hundred characters) fits the
+			// screen, so it can be copied in one piece; the full
+			// invitation waits, encrypted, on a relay.
+			link, err := a.InviteShort(ctx, arg)
 			return resultMsg{err: err, link: link, notice: "invitation ready: give the link to one person"}
 		}
 	case "accept":
@@ -347,4 +350,15 @@ func (m *model) submit(line string) tea.Cmd {
 		m.warn(fmt.Errorf("unknown command /%s: type /help", cmd))
 	}
 	return nil
+}
+
+// pasted prepares pasted text for the input line. A link copied from a
+// terminal comes with the line breaks where the screen wrapped it, so a
+// paste that is an invitation or relay link loses all its white space;
+// other text has its line breaks turned into spaces.
+func pasted(s string) string {
+	if t := strings.TrimSpace(s); strings.HasPrefix(t, "parley://") {
+		return strings.Join(strings.Fields(t), "")
+	}
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
 }

@@ -21,6 +21,8 @@ type fakeAgent struct {
 	sent     []string
 	read     []agent.ContactID
 	verified map[agent.ContactID]bool
+	link     string
+	accepted []string
 }
 
 func newFake() *fakeAgent {
@@ -32,6 +34,7 @@ func newFake() *fakeAgent {
 		},
 		msgs:     map[agent.ContactID][]agent.Message{},
 		verified: map[agent.ContactID]bool{},
+		link:     "parley://invite#x",
 	}
 }
 
@@ -47,8 +50,11 @@ func (f *fakeAgent) Send(_ context.Context, id agent.ContactID, text string) (ag
 	f.sent = append(f.sent, string(id)+":"+text)
 	return agent.Message{}, nil
 }
-func (f *fakeAgent) Invite(context.Context, string) (string, error) { return "parley://invite#x", nil }
-func (f *fakeAgent) Accept(context.Context, string, string) (agent.Contact, error) {
+func (f *fakeAgent) InviteShort(context.Context, string) (string, error) {
+	return f.link, nil
+}
+func (f *fakeAgent) Accept(_ context.Context, link, alias string) (agent.Contact, error) {
+	f.accepted = append(f.accepted, link+" "+alias)
 	return agent.Contact{}, errors.New("no")
 }
 func (f *fakeAgent) SafetyNumber(agent.ContactID) (identity.SafetyNumber, error) {
@@ -183,5 +189,56 @@ func TestInviteScreen(t *testing.T) {
 	m.Update(tea.KeyPressMsg{Code: tea.KeyEscape})
 	if m.screen != screenChat {
 		t.Fatal("esc did not go back")
+	}
+}
+
+// TestInviteScreenWholeLink: the invitation is shown whole, on full-width
+// lines with nothing else on them, so that selecting those lines copies
+// the link and nothing but the link.
+func TestInviteScreenWholeLink(t *testing.T) {
+	f := newFake()
+	f.link = "parley://invite#" + strings.Repeat("AbCd-_09", 60)
+	m := newModel(context.Background(), f)
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	m.Update(typeLine(m, "/invite dave")())
+	var joined strings.Builder
+	for line := range strings.Lines(m.render()) {
+		line = strings.TrimRight(line, " \n")
+		if strings.ContainsAny(line, "│…") && strings.Contains(line, "AbCd") {
+			t.Fatalf("a line of the link has other text or is cut: %q", line)
+		}
+		if strings.HasPrefix(line, "parley://") || (joined.Len() > 0 && strings.Contains(line, "AbCd")) {
+			joined.WriteString(line)
+		}
+	}
+	if joined.String() != f.link {
+		t.Fatalf("the screen shows\n%s\nnot the link\n%s", joined.String(), f.link)
+	}
+}
+
+// TestPastedLinkJoined: a link pasted with the line breaks of the screen
+// it was copied from arrives whole in /accept.
+func TestPastedLinkJoined(t *testing.T) {
+	f := newFake()
+	m := newModel(context.Background(), f)
+	for _, r := range "/accept " {
+		m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+	m.Update(tea.PasteMsg{Content: "parley://invite#abc\ndef\r\nghi\n"})
+	for _, r := range " dave" {
+		m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
+	}
+	_, cmd := m.Update(tea.KeyPressMsg{Code: tea.KeyEnter})
+	if cmd == nil {
+		t.Fatal("/accept did nothing")
+	}
+	cmd()
+	if len(f.accepted) != 1 || f.accepted[0] != "parley://invite#abcdefghi dave" {
+		t.Fatalf("accepted %q", f.accepted)
+	}
+	// Other text keeps its words apart.
+	m.Update(tea.PasteMsg{Content: "two\nlines"})
+	if string(m.input) != "two lines" {
+		t.Fatalf("input %q", string(m.input))
 	}
 }

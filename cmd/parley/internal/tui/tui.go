@@ -22,7 +22,7 @@ type Agent interface {
 	Messages(agent.ContactID) ([]agent.Message, error)
 	Send(context.Context, agent.ContactID, string) (agent.Message, error)
 	MarkRead(agent.ContactID) error
-	Invite(context.Context, string) (string, error)
+	InviteShort(context.Context, string) (string, error)
 	Accept(context.Context, string, string) (agent.Contact, error)
 	SafetyNumber(agent.ContactID) (identity.SafetyNumber, error)
 	Verify(agent.ContactID, bool) error

@@ -28,8 +28,6 @@ func (m *model) render() string {
 	body := h - 4 // title, status, input, help
 	var left, right []string
 	switch m.screen {
-	case screenInvite:
-		right = m.inviteLines(w)
 	case screenVerify:
 		right = m.verifyLines()
 	case screenHelp:
@@ -40,6 +38,11 @@ func (m *model) render() string {
 		right = m.convLines(w - listWidth - 3)
 	}
 	left = m.contactLines()
+	if m.screen == screenInvite {
+		// The invitation gets the whole width and no border, so that
+		// it can be selected and copied without anything else.
+		left, right = nil, m.inviteLines(w)
+	}
 	if len(right) > body {
 		right = right[len(right)-body:] // the newest at the bottom
 	}
@@ -56,6 +59,10 @@ func (m *model) render() string {
 		}
 		if i < len(right) {
 			r = right[i]
+		}
+		if m.screen == screenInvite {
+			b.WriteString(fit(r, w) + "\n")
+			continue
 		}
 		b.WriteString(fit(l, listWidth) + " │ " + fit(r, w-listWidth-3) + "\n")
 	}
