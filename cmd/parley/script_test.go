@@ -8,12 +8,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/parley-messenger/parley/agent"
 	"github.com/parley-messenger/parley/relay"
 	"github.com/parley-messenger/parley/relay/store/memstore"
 )
@@ -42,10 +45,13 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"relay":     reg.cmd,
-			"envfile":   cmdEnvFile,
-			"expand":    cmdExpand,
-			"jsonfield": cmdJSONField,
+			"relay":         reg.cmd,
+			"envfile":       cmdEnvFile,
+			"expand":        cmdExpand,
+			"jsonfield":     cmdJSONField,
+			"expiredinvite": cmdExpiredInvite,
+			"waitfile":      cmdWaitFile,
+			"grepvar":       cmdGrepVar,
 		},
 	})
 }
@@ -153,4 +159,51 @@ func cmdJSONField(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("no string field %q in %s", args[2], args[1])
 	}
 	ts.Setenv(args[0], v)
+}
+
+// cmdExpiredInvite: "expiredinvite VAR HOME" opens the profile in HOME
+// (passphrase $PARLEY_PASSPHRASE) with invitations valid for 1 ns, and
+// sets $VAR to a new invitation, expired by the time anyone accepts it.
+// The command line has no switch for the validity (7 days).
+func cmdExpiredInvite(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: expiredinvite VAR HOME")
+	}
+	a, err := agent.Open(ts.MkAbs(args[1]), []byte(ts.Getenv(envPassphrase)), &agent.Options{InvitationValidity: time.Nanosecond})
+	ts.Check(err)
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	link, err := a.Invite(ctx, "late")
+	ts.Check(err)
+	ts.Setenv(args[0], link)
+}
+
+// cmdWaitFile: "waitfile PATH" waits up to 30 s for PATH to exist (a
+// socket a background command creates).
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitfile PATH")
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+			return
+		}
+	}
+	ts.Fatalf("%s did not appear", args[0])
+}
+
+// cmdGrepVar: "grepvar VAR FILE REGEXP" sets $VAR to the first submatch of
+// REGEXP in FILE ("stdout" is the last command's output).
+func cmdGrepVar(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: grepvar VAR FILE REGEXP")
+	}
+	re, err := regexp.Compile(args[2])
+	ts.Check(err)
+	m := re.FindStringSubmatch(ts.ReadFile(args[1]))
+	if len(m) < 2 {
+		ts.Fatalf("no match for %s in %s", args[2], args[1])
+	}
+	ts.Setenv(args[0], m[1])
 }
