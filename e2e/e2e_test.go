@@ -224,8 +224,30 @@ func TestE2E(t *testing.T) {
 		secrets["invitation prekey bundle @"+itoa(off)] = bundle[off : off+32]
 	}
 
+	// The scanner must be able to find what it looks for: every secret,
+	// as is and in each encoding containsAny tries, inside other bytes.
+	for what, sec := range secrets {
+		if len(sec) < 16 {
+			t.Fatalf("%s is only %d bytes: a scan for it proves little", what, len(sec))
+		}
+		for _, enc := range [][]byte{sec, []byte(base64.RawURLEncoding.EncodeToString(sec)), []byte(base64.StdEncoding.EncodeToString(sec)), []byte(hex.EncodeToString(sec))} {
+			if !containsAny(append(append([]byte("prefix\x00"), enc...), "\x00suffix"...), sec) {
+				t.Fatalf("the scanner does not find %s in a file that holds it", what)
+			}
+		}
+	}
+	// Both relays stored blocks: their databases are not empty.
+	for _, r := range []*relayProc{r1, r2} {
+		if st, err := os.Stat(filepath.Join(r.dir, "relay.db")); err != nil || st.Size() == 0 {
+			t.Fatalf("relay database in %s: %v (a scan of it would prove nothing)", r.dir, err)
+		}
+	}
+
 	// Every file in the relays' data directories, their logs, and the
-	// traffic captured between the clients and them.
+	// traffic captured between the clients and them. (The capture is the
+	// TLS 1.3 stream, what a network observer sees; what the relay
+	// itself receives after TLS and keeps is in its database, scanned
+	// here, and in its debug log.)
 	relayFiles := append(files(t, r1.dir), files(t, r2.dir)...)
 	relayFiles = append(append(relayFiles, r1.logs...), r2.logs...)
 	for _, c := range []string{r1.dir + ".capture", r2.dir + ".capture"} {
