@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"testing"
 )
@@ -140,6 +141,15 @@ func TestPad(t *testing.T) {
 	blk[0] = 0xff
 	if _, err := Unpad(blk); err == nil {
 		t.Error("length beyond the block accepted")
+	}
+	// One byte past the room after the length prefix.
+	blk = make([]byte, MinBlockSize)
+	binary.BigEndian.PutUint32(blk, MinBlockSize-PadHeaderSize+1)
+	if _, err := Unpad(blk); !errors.Is(err, ErrMalformed) {
+		t.Errorf("length one past the block: err = %v, want ErrMalformed", err)
+	}
+	if _, err := Unpad(blk[:PadHeaderSize-1]); !errors.Is(err, ErrMalformed) {
+		t.Errorf("block shorter than its length prefix: err = %v, want ErrMalformed", err)
 	}
 }
 

@@ -1,0 +1,170 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/parley-messenger/parley/internal/leakcheck"
+	"github.com/parley-messenger/parley/relay/internal/wire"
+	"github.com/parley-messenger/parley/relay/store"
+)
+
+// secureRaw secures q with a fresh sender key over rc.
+func secureRaw(t *testing.T, ctx context.Context, rc *rawConn, corr uint64, q *rawQueue) {
+	t.Helper()
+	q.sender = newKey(t)
+	sec := &wire.Command{Type: wire.TypeSecure}
+	copy(sec.SenderKey[:], q.sender.PublicKey().Bytes())
+	rc.roundTrip(ctx, rc.recipient(corr, q, sec), wire.TypeOK)
+}
+
+// TestReplayedSendWithinSession: an authenticated send replayed on the
+// connection that made it (same corr_id, or an older one) is refused by
+// the corr_id guard, and the queue holds the block once.
+func TestReplayedSendWithinSession(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx, r, by, rc, q := badSetup(t, Limits{})
+	defer teardown(r, by, rc)
+	secureRaw(t, ctx, rc, 2, q)
+	snd := dialRaw(t, ctx, r.addr)
+	defer snd.close()
+	f := snd.sendBlock(5, q, []byte("once"))
+	snd.roundTrip(ctx, f, wire.TypeOK)
+	snd.write(ctx, f)
+	snd.expectError(ctx, 5, wire.CodeAuth)
+	older := snd.sendBlock(4, q, []byte("older"))
+	snd.write(ctx, older)
+	snd.expectError(ctx, 4, wire.CodeAuth)
+
+	got := rc.roundTrip(ctx, rc.recipient(3, q, &wire.Command{Type: wire.TypeGet}), wire.TypeBlock)
+	if p := q.open(t, got.Block); string(p) != "once" {
+		t.Fatalf("get = %q", p)
+	}
+	rc.roundTrip(ctx, rc.recipient(4, q, &wire.Command{Type: wire.TypeAck, Seq: got.Seq}), wire.TypeOK)
+	rc.write(ctx, rc.recipient(5, q, &wire.Command{Type: wire.TypeGet}))
+	rc.expectError(ctx, 5, wire.CodeNoBlock)
+	by.served(t, ctx)
+}
+
+// TestUnpaddedBlockRefused: every stored block has exactly the block size
+// (docs/PROTOCOL.md "Relay protocol: blocks"); a shorter one is refused
+// as malformed and is not stored, and the connection carries on.
+func TestUnpaddedBlockRefused(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx, r, by, rc, q := badSetup(t, Limits{})
+	defer teardown(r, by, rc)
+	for i, n := range []int{0, 1, wire.DefaultBlockSize - 1} {
+		corr := uint64(2 + i)
+		rc.write(ctx, rc.frame(corr, q.sid, &wire.Command{Type: wire.TypeSend, Block: make([]byte, n)}, nil, nil))
+		rc.expectError(ctx, corr, wire.CodeMalformed)
+	}
+	rc.write(ctx, rc.recipient(10, q, &wire.Command{Type: wire.TypeGet}))
+	rc.expectError(ctx, 10, wire.CodeNoBlock)
+	by.served(t, ctx)
+}
+
+// queueState is everything the store holds about one queue.
+func queueState(t *testing.T, ctx context.Context, st store.Store, rid []byte) string {
+	t.Helper()
+	var id store.ID
+	copy(id[:], rid)
+	q, err := st.QueueByRecipient(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := st.First(ctx, id)
+	return fmt.Sprintf("%+v|%d %x %v|%v", q, b.Seq, b.Data, b.Received.UnixNano(), err)
+}
+
+// TestFailedAuthLeavesState: every recipient command and a send that
+// fail authentication leave the queue (keys, blocks), the subscription
+// and the connection's corr_id guard exactly as they were.
+func TestFailedAuthLeavesState(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx, r, by, rc, q := badSetup(t, Limits{})
+	defer teardown(r, by, rc)
+	secureRaw(t, ctx, rc, 2, q)
+	snd := dialRaw(t, ctx, r.addr)
+	defer snd.close()
+	snd.roundTrip(ctx, snd.sendBlock(1, q, []byte("kept")), wire.TypeOK)
+	// rc subscribes and is pushed the block, which it does not ack.
+	rc.roundTrip(ctx, rc.recipient(3, q, &wire.Command{Type: wire.TypeSubscribe}), wire.TypeOK)
+	pushed := rc.expect(ctx, 0, wire.TypeBlock)
+	before := queueState(t, ctx, r.store, q.rid)
+
+	// An attacker who knows both IDs but holds neither key.
+	x := dialRaw(t, ctx, r.addr)
+	defer x.close()
+	forged := *q
+	forged.auth, forged.sender = newKey(t), newKey(t)
+	sec := &wire.Command{Type: wire.TypeSecure}
+	copy(sec.SenderKey[:], forged.sender.PublicKey().Bytes())
+	cmds := []*wire.Command{
+		sec,
+		{Type: wire.TypeSubscribe},
+		{Type: wire.TypeAck, Seq: pushed.Seq},
+		{Type: wire.TypeGet},
+		{Type: wire.TypeDelete},
+	}
+	for i, cmd := range cmds {
+		corr := uint64(100 + i)
+		x.write(ctx, x.recipient(corr, &forged, cmd))
+		x.expectError(ctx, corr, wire.CodeAuth)
+	}
+	x.write(ctx, x.sendBlock(200, &forged, []byte("forged")))
+	x.expectError(ctx, 200, wire.CodeAuth)
+
+	if after := queueState(t, ctx, r.store, q.rid); after != before {
+		t.Fatalf("queue changed by failed commands:\nbefore %s\nafter  %s", before, after)
+	}
+	// The replay guard did not advance: the attacker's connection still
+	// takes a genuine command with the first forged corr_id.
+	gen := x.roundTrip(ctx, x.recipient(100, q, &wire.Command{Type: wire.TypeGet}), wire.TypeBlock)
+	if gen.Seq != pushed.Seq {
+		t.Fatalf("get seq %d, want %d", gen.Seq, pushed.Seq)
+	}
+	// The subscription is intact: rc was not ended, and a new block is
+	// pushed to it once the first is acked.
+	rc.roundTrip(ctx, rc.recipient(4, q, &wire.Command{Type: wire.TypeAck, Seq: pushed.Seq}), wire.TypeOK)
+	snd.roundTrip(ctx, snd.sendBlock(2, q, []byte("live")), wire.TypeOK)
+	if p := q.open(t, rc.expect(ctx, 0, wire.TypeBlock).Block); string(p) != "live" {
+		t.Fatalf("pushed %q", p)
+	}
+	by.served(t, ctx)
+}
+
+// TestTakeoverMovesDelivery: after a second subscription the old
+// subscriber is told (end) and is pushed nothing more; the new one
+// receives the block left unacknowledged and every new block.
+func TestTakeoverMovesDelivery(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx, r, by, a, q := badSetup(t, Limits{})
+	defer teardown(r, by, a)
+	snd := dialRaw(t, ctx, r.addr)
+	defer snd.close()
+	a.roundTrip(ctx, a.recipient(2, q, &wire.Command{Type: wire.TypeSubscribe}), wire.TypeOK)
+	snd.roundTrip(ctx, snd.sendBlock(1, q, []byte("one")), wire.TypeOK)
+	if p := q.open(t, a.expect(ctx, 0, wire.TypeBlock).Block); string(p) != "one" {
+		t.Fatalf("pushed %q", p)
+	}
+
+	c := dialRaw(t, ctx, r.addr)
+	defer c.close()
+	c.roundTrip(ctx, c.recipient(1, q, &wire.Command{Type: wire.TypeSubscribe}), wire.TypeOK)
+	a.expect(ctx, 0, wire.TypeEnd)
+	// The unacknowledged block goes to the new subscriber.
+	first := c.expect(ctx, 0, wire.TypeBlock)
+	if p := q.open(t, first.Block); string(p) != "one" {
+		t.Fatalf("redelivered %q", p)
+	}
+	c.roundTrip(ctx, c.recipient(2, q, &wire.Command{Type: wire.TypeAck, Seq: first.Seq}), wire.TypeOK)
+	snd.roundTrip(ctx, snd.sendBlock(2, q, []byte("two")), wire.TypeOK)
+	if p := q.open(t, c.expect(ctx, 0, wire.TypeBlock).Block); string(p) != "two" {
+		t.Fatalf("pushed %q", p)
+	}
+	// The old subscriber's next frame answers its ping: nothing was
+	// pushed to it after the end notice.
+	a.roundTrip(ctx, a.frame(3, nil, &wire.Command{Type: wire.TypePing}, nil, nil), wire.TypePong)
+	by.served(t, ctx)
+}
