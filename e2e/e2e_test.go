@@ -151,6 +151,11 @@ func TestE2E(t *testing.T) {
 	if got := socketCall(t, ctx, sock, `{"jsonrpc":"2.0","id":7,"method":"contacts"}`); !strings.Contains(got, `"id":7,"result":[{`) || !strings.Contains(got, `"name":"alice"`) {
 		t.Errorf("contacts over the socket: %s", got)
 	}
+	// A disappearing-message timer through the daemon.
+	var timed map[string]any
+	if err := d2.call(ctx, "disappear", map[string]any{"contact": "alice", "seconds": 3600}, &timed); err != nil || timed["disappearAfter"] != "1h0m0s" {
+		t.Errorf("disappear through the daemon: %v, %v", timed, err)
+	}
 	d2.stop(ctx)
 	notes = append(notes, d2.notifications()...)
 	shown := map[string]int{}

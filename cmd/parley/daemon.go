@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/parley-messenger/parley/agent"
 )
@@ -355,6 +356,12 @@ type rpcParams struct {
 	Address string `json:"address"`
 	Confirm *bool  `json:"confirm"`
 	Typing  bool   `json:"typing"`
+	// settings.update: only the fields given change.
+	DisplayName      *string `json:"displayName"`
+	ReadReceipts     *bool   `json:"readReceipts"`
+	TypingIndicators *bool   `json:"typingIndicators"`
+	// disappear: the timer in seconds (0 turns it off).
+	Seconds *int64 `json:"seconds"`
 }
 
 // call runs one method. The methods mirror the commands.
@@ -466,6 +473,43 @@ func (d *daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 			return nil, err
 		}
 		return map[string]any{"contact": toContactJSON(c), "safetyNumber": sn.Digits()}, nil
+	case "settings", "settings.update":
+		if method == "settings.update" {
+			err := a.UpdateSettings(func(s *agent.Settings) {
+				if p.DisplayName != nil {
+					s.DisplayName = *p.DisplayName
+				}
+				if p.ReadReceipts != nil {
+					s.ReadReceipts = *p.ReadReceipts
+				}
+				if p.TypingIndicators != nil {
+					s.TypingIndicators = *p.TypingIndicators
+				}
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		st, err := a.Settings()
+		if err != nil {
+			return nil, err
+		}
+		return settingsJSON{st.DisplayName, st.ReadReceipts, st.TypingIndicators}, nil
+	case "disappear":
+		c, err := contact()
+		if err != nil {
+			return nil, err
+		}
+		if p.Seconds == nil || *p.Seconds < 0 || *p.Seconds > int64(maxDisappear/time.Second) {
+			return nil, &rpcError{rpcInvalidParams, "invalid params: disappear needs \"seconds\" from 0 (off) to 31536000 (one year)"}
+		}
+		if err := a.SetDisappearing(c.ID, time.Duration(*p.Seconds)*time.Second); err != nil {
+			return nil, err
+		}
+		if c, err = a.Contact(c.ID); err != nil {
+			return nil, err
+		}
+		return toContactJSON(c), nil
 	case "relays.list":
 		rs, err := a.Relays()
 		if err != nil {
@@ -487,5 +531,5 @@ func (d *daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 		}
 		return nil, a.RemoveRelay(p.Address)
 	}
-	return nil, &rpcError{rpcMethodNotFound, fmt.Sprintf("method %q not found: use identity, invite, accept, contacts, messages, send, markRead, typing, verify, relays.list, relays.add or relays.remove", method)}
+	return nil, &rpcError{rpcMethodNotFound, fmt.Sprintf("method %q not found: use identity, invite, accept, contacts, messages, send, markRead, typing, verify, settings, settings.update, disappear, relays.list, relays.add or relays.remove", method)}
 }
