@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/parley-messenger/parley/internal/leakcheck"
 	"github.com/parley-messenger/parley/relay/internal/wire"
@@ -166,5 +167,62 @@ func TestTakeoverMovesDelivery(t *testing.T) {
 	// The old subscriber's next frame answers its ping: nothing was
 	// pushed to it after the end notice.
 	a.roundTrip(ctx, a.frame(3, nil, &wire.Command{Type: wire.TypePing}, nil, nil), wire.TypePong)
+	by.served(t, ctx)
+}
+
+// gatedStore holds every Append until its context ends, so a connection
+// can be dropped while its sends are being stored.
+type gatedStore struct{ store.Store }
+
+func (gatedStore) Append(ctx context.Context, _ store.ID, _ []byte, _ time.Time, _ int) (uint64, error) {
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// TestDisconnectFreesConnection: a client that drops its connection with
+// sends still being stored, and a subscriber that never reads its pushed
+// blocks and then drops, leave no goroutine behind and no open
+// connection, while the relay keeps serving (checked before it stops).
+func TestDisconnectFreesConnection(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx, r, by, rc, q := badSetup(t, Limits{Window: 8})
+	defer teardown(r, by, rc)
+	stuck := startRelayWith(t, gatedStore{r.store})
+	defer stuck.stop()
+	open := func(s *Server) uint64 { return readMetrics(t, s)["parley_relay_connections_open"] }
+	baseline := open(r.srv)
+
+	connsFreed := leakcheck.Check(t)
+	// Mid-command: sends held in the store, a get behind them, then the
+	// connection is dropped without reading a response.
+	mid := dialRaw(t, ctx, stuck.addr)
+	for i := range 10 {
+		mid.write(ctx, mid.sendBlock(uint64(1+i), q, []byte{byte(i)}))
+	}
+	mid.write(ctx, mid.recipient(20, q, &wire.Command{Type: wire.TypeGet}))
+	mid.close()
+	// A subscriber that never reads, sent more than its window.
+	slow := dialRaw(t, ctx, r.addr)
+	slow.roundTrip(ctx, slow.recipient(1, q, &wire.Command{Type: wire.TypeSubscribe}), wire.TypeOK)
+	snd := dialRaw(t, ctx, r.addr)
+	for i := range 40 {
+		snd.roundTrip(ctx, snd.sendBlock(uint64(1+i), q, []byte{byte(i)}), wire.TypeOK)
+	}
+	by.served(t, ctx)
+	slow.close()
+	snd.close()
+	connsFreed() // the relays are still serving
+
+	if n := open(stuck.srv); n != 0 {
+		t.Errorf("%d connections open on the relay whose client dropped mid-command", n)
+	}
+	if n := open(r.srv); n != baseline {
+		t.Errorf("%d connections open, want %d", n, baseline)
+	}
+	// The dropped subscriber's blocks are all still stored for the next.
+	rc.roundTrip(ctx, rc.recipient(2, q, &wire.Command{Type: wire.TypeSubscribe}), wire.TypeOK)
+	if p := q.open(t, rc.expect(ctx, 0, wire.TypeBlock).Block); p[0] != 0 {
+		t.Fatalf("first block after the slow subscriber left carried %d", p[0])
+	}
 	by.served(t, ctx)
 }
