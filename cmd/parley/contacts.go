@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -177,6 +179,14 @@ func runRelays(_ context.Context, g *globals, args []string) error {
 		if len(rest) != 1 {
 			return usage("relays "+sub+" takes one relay address", relaysSynopsis)
 		}
+		if sub == "add" {
+			if strings.HasPrefix(strings.TrimSpace(rest[0]), agent.InvitePrefix) {
+				return hinted(errors.New("relays add: that is an invitation link, not a relay address"), "accept it with 'parley accept LINK'; a relay address looks like parley://FINGERPRINT@host:port")
+			}
+			if err := checkRelayAddress(strings.TrimSpace(rest[0])); err != nil {
+				return hinted(fmt.Errorf("relays add: %w", err), "a relay address looks like parley://FINGERPRINT@host:port, as 'parley relay' prints it; copy it whole")
+			}
+		}
 	case "list":
 		if len(rest) != 0 {
 			return usage("relays list takes no arguments", relaysSynopsis)
@@ -191,11 +201,20 @@ func runRelays(_ context.Context, g *globals, args []string) error {
 	defer a.Close()
 	switch sub {
 	case "add":
-		if err := a.AddRelay(rest[0]); err != nil {
+		addr := strings.TrimSpace(rest[0])
+		if err := a.AddRelay(addr); err != nil {
 			return hinted(fmt.Errorf("relays add: %w", err), "a relay address looks like parley://FINGERPRINT@host:port, as 'parley relay' prints it")
 		}
-		if !g.json {
-			fmt.Fprintf(g.stdout, "added %s\n", strings.TrimSpace(rest[0]))
+		// Say at once when the new relay does not answer (a wrong port,
+		// a relay not started): the user is still looking at the address.
+		up := waitRelayUp(a, addr, 3*time.Second)
+		if g.json {
+			return printJSON(g.stdout, map[string]any{"address": addr, "up": up})
+		}
+		fmt.Fprintf(g.stdout, "added %s\n", addr)
+		if !up {
+			warn(g, "%s does not answer now; it stays in your list", addr)
+			fmt.Fprintln(g.stderr, "parley: hint: check that the relay runs and that the address is exactly the one it printed; 'parley relays remove ADDRESS' takes it out")
 		}
 		return nil
 	case "remove":
@@ -247,6 +266,49 @@ func hasRelay(a *agent.Agent, addr string) bool {
 		}
 	}
 	return false
+}
+
+// relayFingerprintSize is the size of a relay's key fingerprint in its
+// address (SHA-256; docs/PROTOCOL.md, "Relay protocol", "Transport").
+const relayFingerprintSize = 32
+
+// checkRelayAddress checks the form parley://FINGERPRINT@host:port, with
+// a fingerprint of 32 bytes in unpadded base64url, before the address is
+// stored (the agent only checks the outline).
+func checkRelayAddress(addr string) error {
+	rest, ok := strings.CutPrefix(addr, "parley://")
+	if !ok || strings.HasPrefix(addr, agent.InvitePrefix) {
+		return fmt.Errorf("%q is not a relay address", truncate(addr, 80))
+	}
+	fp, hostport, ok := strings.Cut(rest, "@")
+	if !ok {
+		return fmt.Errorf("%q has no fingerprint before '@'", truncate(addr, 80))
+	}
+	if raw, err := base64.RawURLEncoding.Strict().DecodeString(fp); err != nil || len(raw) != relayFingerprintSize {
+		return fmt.Errorf("the fingerprint in %q is not %d bytes of base64url", truncate(addr, 80), relayFingerprintSize)
+	}
+	if host, port, err := net.SplitHostPort(hostport); err != nil || host == "" || port == "" {
+		return fmt.Errorf("%q does not end with host:port", truncate(addr, 80))
+	}
+	return nil
+}
+
+// waitRelayUp waits until the relay addr is up, or d passes.
+func waitRelayUp(a *agent.Agent, addr string, d time.Duration) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
+		rs, err := a.Relays()
+		if err != nil {
+			return false
+		}
+		for _, r := range rs {
+			if r.Address == addr && r.Up {
+				return true
+			}
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
 
 // waitRelaysUp waits until every relay of the list is up, or d passes.

@@ -129,7 +129,7 @@ func printUsage(w io.Writer) {
 
 func runVersion(_ context.Context, g *globals, args []string) error {
 	if len(args) != 0 {
-		return &usageError{msg: "version takes no arguments"}
+		return &usageError{msg: "version takes no arguments", hint: "usage: parley [--json] version"}
 	}
 	if g.json {
 		fmt.Fprintf(g.stdout, "{\"version\":%q}\n", version)
