@@ -10,7 +10,8 @@
 // increase and are never reused, that blocks come out in order, that
 // Expire and DeleteQueue remove exactly what they should, that stores
 // copy the bytes they are given and hand out, and that concurrent use is
-// safe (run it with -race).
+// safe (run it with -race). A store that also offers the relay's optional
+// Blocks capability runs RunBlocks too.
 package storetest
 
 import (
