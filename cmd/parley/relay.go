@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/parley-messenger/parley/relay"
+	"github.com/parley-messenger/parley/relay/store"
 	"github.com/parley-messenger/parley/relay/store/boltstore"
+	"github.com/parley-messenger/parley/relay/store/sqlitestore"
 )
 
 // defaultRelayPort is the relay's default TCP port: 5223, the port
@@ -28,7 +30,7 @@ var relayCommand = command{"run a relay (prints its parley:// address)", runRela
 
 // runRelay runs a relay until ctx is done (SIGINT or SIGTERM).
 //
-// The key (relay.key) and the store (relay.db) live in the data
+// The key (relay.key) and the store (relay.sqlite) live in the data
 // directory; the address printed stays the same for as long as the key
 // file does.
 func runRelay(ctx context.Context, g *globals, args []string) error {
@@ -37,7 +39,7 @@ func runRelay(ctx context.Context, g *globals, args []string) error {
 	listen := fs.String("listen", envOr("PARLEY_RELAY_LISTEN", ":"+defaultRelayPort), "listen on `ADDR` (host:port)")
 	data := fs.String("data", os.Getenv("PARLEY_RELAY_DATA"), "data `DIR` (default: parley/relay under the user's config directory)")
 	public := fs.String("public", os.Getenv("PARLEY_RELAY_PUBLIC"), "advertise `HOST:PORT` in the printed address (default: the listen address)")
-	metrics := fs.String("metrics", "", "serve Prometheus metrics (counts only) on `ADDR`")
+	metrics := fs.String("metrics", os.Getenv("PARLEY_RELAY_METRICS"), "serve Prometheus metrics (counts only) on `ADDR`")
 	durable := fs.Bool("durable", true, "fsync every acknowledged block (false: faster, a machine crash may lose recent blocks)")
 	verbose := fs.Bool("verbose", false, "log at debug level")
 	if err := fs.Parse(args); err != nil {
@@ -67,7 +69,7 @@ func runRelay(ctx context.Context, g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := boltstore.Open(filepath.Join(dir, "relay.db"), boltstore.Options{NoSync: !*durable})
+	st, err := openRelayStore(dir, *durable)
 	if err != nil {
 		return fmt.Errorf("relay: opening store: %w", err)
 	}
@@ -105,6 +107,30 @@ func runRelay(ctx context.Context, g *globals, args []string) error {
 		wg.Go(func() { serveMetrics(ctx, mln, srv, logger) })
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// openRelayStore opens the relay's store: SQLite (relay.sqlite), the
+// engine chosen by the storage benchmark (docs/BENCHMARKS.md "Storage
+// engine choice"). A data directory made by an earlier version holds a
+// bbolt store (relay.db) instead; it is kept, so its queues survive.
+func openRelayStore(dir string, durable bool) (store.Store, error) {
+	if legacy := filepath.Join(dir, "relay.db"); fileExists(legacy) {
+		st, err := boltstore.Open(legacy, boltstore.Options{NoSync: !durable})
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	}
+	st, err := sqlitestore.Open(filepath.Join(dir, "relay.sqlite"), sqlitestore.Options{NoSync: !durable})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // advertised turns a listen address into one to print: an unspecified
