@@ -222,7 +222,7 @@ func runRelays(_ context.Context, g *globals, args []string) error {
 			return hinted(fmt.Errorf("relays remove: %s is not in your list", truncate(rest[0], 80)), "see your relays with 'parley relays list'")
 		}
 		if err := a.RemoveRelay(rest[0]); err != nil {
-			return fmt.Errorf("relays remove: %w", err)
+			return hinted(fmt.Errorf("relays remove: %w", err), "see your relays with 'parley relays list' and try again")
 		}
 		if !g.json {
 			fmt.Fprintf(g.stdout, "removed %s (existing contacts keep their queues there until they move)\n", strings.TrimSpace(rest[0]))

@@ -81,7 +81,7 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 		}
 		fresh = true
 		if _, err := agent.Init(pr.home, nil, pr.name, opts); err != nil {
-			return fmt.Errorf("demo: creating the %s profile: %w", pr.name, err)
+			return hinted(fmt.Errorf("demo: creating the %s profile: %w", pr.name, err), "check that you can write to %s, or pick another directory with --dir DIR", *dir)
 		}
 	}
 	warn(g, "the demo's profiles have no passphrase; they are for trying Parley, not for real conversations")
@@ -92,7 +92,7 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 	defer you.Close()
 	echo, err := agent.Open(echoHome, nil, opts)
 	if err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return hinted(fmt.Errorf("demo: %w", err), "is another demo running? Stop it, or use another --dir")
 	}
 	defer echo.Close()
 	if fresh {

@@ -59,7 +59,7 @@ func runInit(_ context.Context, g *globals, args []string) error {
 	}
 	a, err := agent.Open(home, pass, &agent.Options{AllowEmptyPassphrase: *noPass})
 	if err != nil {
-		return fmt.Errorf("init: reopening the new profile: %w", err)
+		return hinted(fmt.Errorf("init: reopening the new profile: %w", err), "the profile was created; check it with 'parley --home %s contacts'", home)
 	}
 	id := a.Identity()
 	if err := a.Close(); err != nil {

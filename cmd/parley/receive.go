@@ -95,7 +95,7 @@ loop:
 	// been shown yet is shown now, so nothing is marked read unseen.
 	for id := range r.read {
 		if err := a.MarkRead(id); err != nil {
-			return fmt.Errorf("receive: marking read: %w", err)
+			return hinted(fmt.Errorf("receive: marking read: %w", err), "the messages above were received and stay in 'parley messages CONTACT'; run receive again to retry the marking")
 		}
 	}
 	late, err := unreadMessages(a, func(m agent.Message) bool {

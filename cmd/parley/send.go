@@ -65,7 +65,7 @@ func runSend(ctx context.Context, g *globals, args []string) error {
 	case errors.Is(err, agent.ErrNotConnected):
 		return hinted(fmt.Errorf("send: the connection with %s is not complete yet; nothing was sent", oneLine(c.Name())), "wait for them to run 'parley receive', then run 'parley receive' yourself and send again")
 	case err != nil:
-		return fmt.Errorf("send: %w", err)
+		return hinted(fmt.Errorf("send: %w", err), "nothing was sent; try again, and if it fails the same way, report it with this message")
 	}
 	if flushOutbox(ctx, a, *wait) {
 		m.Status = agent.StatusSent

@@ -65,7 +65,7 @@ func runSettings(_ context.Context, g *globals, args []string) error {
 	defer a.Close()
 	if change != nil {
 		if err := a.UpdateSettings(change); err != nil {
-			return fmt.Errorf("settings: %w", err)
+			return hinted(fmt.Errorf("settings: %w", err), "nothing was changed; check with 'parley settings' and try again")
 		}
 	}
 	s, err := a.Settings()
@@ -132,7 +132,7 @@ func runDisappear(ctx context.Context, g *globals, args []string) error {
 		if errors.Is(err, agent.ErrIdentityChanged) {
 			return hinted(fmt.Errorf("disappear: %s's identity key changed; nothing was sent", oneLine(c.Name())), "compare safety numbers with 'parley verify %s', then confirm with 'parley verify --confirm %s'", c.ID, c.ID)
 		}
-		return fmt.Errorf("disappear: %w", err)
+		return hinted(fmt.Errorf("disappear: %w", err), "the timer was not changed; see it with 'parley contacts' and try again")
 	}
 	if !flushOutbox(ctx, a, flushWait) {
 		warn(g, "the new timer is still in the outbox: no relay took it yet")
