@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/parley-messenger/parley/internal/leakcheck"
 	"github.com/parley-messenger/parley/relay/internal/wire"
 	"github.com/parley-messenger/parley/relay/store"
@@ -224,5 +225,29 @@ func TestDisconnectFreesConnection(t *testing.T) {
 	if p := q.open(t, rc.expect(ctx, 0, wire.TypeBlock).Block); p[0] != 0 {
 		t.Fatalf("first block after the slow subscriber left carried %d", p[0])
 	}
+	by.served(t, ctx)
+}
+
+// TestTextMessageClosesOnlyThatConnection: a WebSocket text message is
+// not a frame (docs/PROTOCOL.md "Relay protocol: transport"): it is
+// answered malformed and that connection alone is closed.
+func TestTextMessageClosesOnlyThatConnection(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx, r, by, rc, q := badSetup(t, Limits{})
+	defer teardown(r, by, rc)
+	bad := dialRaw(t, ctx, r.addr)
+	defer bad.close()
+	ping := mustMarshal(t, bad.frame(1, nil, &wire.Command{Type: wire.TypePing}, nil, nil))
+	if err := bad.ws.Write(ctx, websocket.MessageText, ping); err != nil {
+		t.Fatal(err)
+	}
+	_, cmd := bad.read(ctx)
+	if cmd.Type != wire.TypeError || cmd.Code != wire.CodeMalformed {
+		t.Fatalf("got %v %v, want malformed", cmd.Type, cmd.Code)
+	}
+	if _, _, err := bad.ws.Read(ctx); err == nil {
+		t.Fatal("connection not closed")
+	}
+	rc.roundTrip(ctx, rc.recipient(2, q, &wire.Command{Type: wire.TypeSubscribe}), wire.TypeOK)
 	by.served(t, ctx)
 }

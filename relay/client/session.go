@@ -346,7 +346,9 @@ func (c *Client) loop(s *session) {
 		c.opts.Logger.Info("relay client: connection lost; reconnecting", "err", s.err)
 		backoff := c.opts.MinBackoff
 		for {
-			// Full jitter: a uniformly random wait up to the backoff.
+			// Equal jitter: a uniformly random wait between half the
+			// backoff and the backoff, so clients cut off together do
+			// not come back together.
 			wait := backoff/2 + mrand.N(backoff/2+1)
 			t := time.NewTimer(wait)
 			select {
