@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -189,6 +190,14 @@ func (m *model) event(ev agent.Event) {
 			m.notice = fmt.Sprintf("WARNING: %s's identity key CHANGED — sending is blocked; compare safety numbers with /verify", ev.Contact.Name())
 			m.alert = true
 		}
+	case agent.EventTyping:
+		if ev.Contact != nil {
+			if ev.Typing {
+				m.say("%s is typing…", ev.Contact.Name())
+			} else if m.notice == ev.Contact.Name()+" is typing…" {
+				m.say("")
+			}
+		}
 	case agent.EventError:
 		if ev.Err != nil {
 			m.warn(ev.Err)
@@ -337,6 +346,49 @@ func (m *model) submit(line string) tea.Cmd {
 		}
 		if err := a.SetAlias(c.ID, arg); err != nil {
 			m.warn(err)
+		}
+		m.reloadContacts()
+	case "receipts", "typing":
+		on, ok := map[string]bool{"on": true, "off": false}[arg]
+		if !ok {
+			m.warn(fmt.Errorf("usage: /%s on|off", cmd))
+			return nil
+		}
+		err := a.UpdateSettings(func(s *agent.Settings) {
+			if cmd == "receipts" {
+				s.ReadReceipts = on
+			} else {
+				s.TypingIndicators = on
+			}
+		})
+		if err != nil {
+			m.warn(err)
+			return nil
+		}
+		what := map[string]string{"receipts": "read receipts", "typing": "typing indicators"}[cmd]
+		m.say("%s %s", what, map[bool]string{true: "on", false: "off"}[on])
+	case "disappear":
+		c, ok := m.selected()
+		if !ok {
+			m.warn(errors.New("no contact selected"))
+			return nil
+		}
+		var d time.Duration
+		if arg != "off" {
+			var err error
+			if d, err = time.ParseDuration(arg); err != nil || d < time.Second || d > 365*24*time.Hour {
+				m.warn(errors.New("usage: /disappear DURATION|off (from 1s to 8760h, for example 30m or 24h)"))
+				return nil
+			}
+		}
+		if err := a.SetDisappearing(c.ID, d); err != nil {
+			m.warn(err)
+			return nil
+		}
+		if d == 0 {
+			m.say("messages with %s no longer disappear", c.Name())
+		} else {
+			m.say("new messages with %s disappear after %s", c.Name(), d)
 		}
 		m.reloadContacts()
 	case "relays":

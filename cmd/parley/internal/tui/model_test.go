@@ -23,6 +23,7 @@ type fakeAgent struct {
 	verified map[agent.ContactID]bool
 	link     string
 	accepted []string
+	settings agent.Settings
 }
 
 func newFake() *fakeAgent {
@@ -35,6 +36,7 @@ func newFake() *fakeAgent {
 		msgs:     map[agent.ContactID][]agent.Message{},
 		verified: map[agent.ContactID]bool{},
 		link:     "parley://invite#x",
+		settings: agent.Settings{ReadReceipts: true},
 	}
 }
 
@@ -61,6 +63,19 @@ func (f *fakeAgent) SafetyNumber(agent.ContactID) (identity.SafetyNumber, error)
 	return identity.SafetyNumber{}, nil
 }
 func (f *fakeAgent) Verify(id agent.ContactID, ok bool) error { f.verified[id] = ok; return nil }
+func (f *fakeAgent) Settings() (agent.Settings, error)        { return f.settings, nil }
+func (f *fakeAgent) UpdateSettings(fn func(*agent.Settings)) error {
+	fn(&f.settings)
+	return nil
+}
+func (f *fakeAgent) SetDisappearing(id agent.ContactID, d time.Duration) error {
+	for i := range f.contacts {
+		if f.contacts[i].ID == id {
+			f.contacts[i].DisappearAfter = d
+		}
+	}
+	return nil
+}
 
 func typeLine(m *model, s string) tea.Cmd {
 	for _, r := range s {
@@ -240,5 +255,53 @@ func TestPastedLinkJoined(t *testing.T) {
 	m.Update(tea.PasteMsg{Content: "two\nlines"})
 	if string(m.input) != "two lines" {
 		t.Fatalf("input %q", string(m.input))
+	}
+}
+
+// TestSettingsCommands: read receipts and typing indicators are switched
+// from the chat, and a disappearing timer is set for the selected contact
+// and shown in the title.
+func TestSettingsCommands(t *testing.T) {
+	f := newFake()
+	m := newModel(context.Background(), f)
+	typeLine(m, "/receipts off")
+	if f.settings.ReadReceipts || m.notice != "read receipts off" {
+		t.Fatalf("settings %+v, notice %q", f.settings, m.notice)
+	}
+	typeLine(m, "/typing on")
+	if !f.settings.TypingIndicators {
+		t.Fatalf("settings %+v", f.settings)
+	}
+	typeLine(m, "/receipts maybe")
+	if !m.alert || f.settings.ReadReceipts {
+		t.Fatalf("a bad value was taken: %+v, notice %q", f.settings, m.notice)
+	}
+	typeLine(m, "/disappear 1h")
+	if f.contacts[0].DisappearAfter != time.Hour || !strings.Contains(m.render(), "(unverified — /verify, timer 1h)") {
+		t.Fatalf("timer %v, screen:\n%s", f.contacts[0].DisappearAfter, m.render())
+	}
+	typeLine(m, "/disappear 10ms")
+	if !m.alert || f.contacts[0].DisappearAfter != time.Hour {
+		t.Fatalf("a sub-second timer (which would turn it off) was taken: %v", f.contacts[0].DisappearAfter)
+	}
+	typeLine(m, "/disappear off")
+	if f.contacts[0].DisappearAfter != 0 {
+		t.Fatalf("timer %v", f.contacts[0].DisappearAfter)
+	}
+}
+
+// TestTypingNotice: the contact's typing shows on the status line and
+// goes when they stop.
+func TestTypingNotice(t *testing.T) {
+	f := newFake()
+	m := newModel(context.Background(), f)
+	c := f.contacts[0]
+	m.Update(eventMsg{agent.Event{Type: agent.EventTyping, Contact: &c, Typing: true}})
+	if m.notice != "bob is typing…" {
+		t.Fatalf("notice %q", m.notice)
+	}
+	m.Update(eventMsg{agent.Event{Type: agent.EventTyping, Contact: &c, Typing: false}})
+	if m.notice != "" {
+		t.Fatalf("notice %q", m.notice)
 	}
 }

@@ -8,6 +8,7 @@ package tui
 import (
 	"context"
 	"io"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -28,6 +29,9 @@ type Agent interface {
 	Verify(agent.ContactID, bool) error
 	SetAlias(agent.ContactID, string) error
 	Relays() ([]agent.RelayInfo, error)
+	Settings() (agent.Settings, error)
+	UpdateSettings(func(*agent.Settings)) error
+	SetDisappearing(agent.ContactID, time.Duration) error
 }
 
 var _ Agent = (*agent.Agent)(nil)

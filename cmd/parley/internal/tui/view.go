@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	tea "charm.land/bubbletea/v2"
@@ -102,6 +103,25 @@ func (m *model) contactLines() []string {
 
 // state is a contact's state in a few words.
 func state(c agent.Contact) string {
+	if c.DisappearAfter > 0 && !c.IdentityChanged {
+		return stateWords(c) + ", timer " + shortDuration(c.DisappearAfter)
+	}
+	return stateWords(c)
+}
+
+// shortDuration writes d without zero trailing units: 1h, 1h30m, 45s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+func stateWords(c agent.Contact) string {
 	switch {
 	case c.IdentityChanged:
 		return "IDENTITY KEY CHANGED — /verify"
@@ -186,6 +206,9 @@ var helpLines = []string{
 	"/verify               compare the safety number with the selected contact",
 	"/name NEW-NAME        rename the selected contact (only you see it)",
 	"/relays               show your relays",
+	"/disappear 24h|off    new messages with the selected contact disappear after that",
+	"/receipts on|off      send read receipts (on by default)",
+	"/typing on|off        send typing indicators (off by default)",
 	"/quit                 leave (ctrl+c too)",
 	"",
 	"esc: back",
