@@ -24,6 +24,7 @@ type fakeAgent struct {
 	link     string
 	accepted []string
 	settings agent.Settings
+	relays   []agent.RelayInfo
 }
 
 func newFake() *fakeAgent {
@@ -43,7 +44,7 @@ func newFake() *fakeAgent {
 func (f *fakeAgent) Events() <-chan agent.Event             { return f.events }
 func (f *fakeAgent) Contacts() ([]agent.Contact, error)     { return f.contacts, nil }
 func (f *fakeAgent) MarkRead(id agent.ContactID) error      { f.read = append(f.read, id); return nil }
-func (f *fakeAgent) Relays() ([]agent.RelayInfo, error)     { return nil, nil }
+func (f *fakeAgent) Relays() ([]agent.RelayInfo, error)     { return f.relays, nil }
 func (f *fakeAgent) SetAlias(agent.ContactID, string) error { return nil }
 func (f *fakeAgent) Messages(id agent.ContactID) ([]agent.Message, error) {
 	return f.msgs[id], nil
@@ -303,5 +304,20 @@ func TestTypingNotice(t *testing.T) {
 	m.Update(eventMsg{agent.Event{Type: agent.EventTyping, Contact: &c, Typing: false}})
 	if m.notice != "" {
 		t.Fatalf("notice %q", m.notice)
+	}
+}
+
+// TestRelaysScreenWholeAddresses: on a narrow terminal the relay
+// addresses a second profile needs are still shown whole.
+func TestRelaysScreenWholeAddresses(t *testing.T) {
+	f := newFake()
+	addr := "parley://sD_t5gby9m5gRBA2qdJv4n4dO5PNN_D2d3aOdT1Y2D8@127.0.0.1:15223"
+	f.relays = []agent.RelayInfo{{Address: addr, Up: true}}
+	m := newModel(context.Background(), f)
+	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+	typeLine(m, "/relays")
+	out := m.render()
+	if !strings.Contains(out, "\n"+addr+" ") {
+		t.Fatalf("the address is not shown whole on a line of its own:\n%s", out)
 	}
 }

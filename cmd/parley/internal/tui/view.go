@@ -33,16 +33,19 @@ func (m *model) render() string {
 		right = m.verifyLines()
 	case screenHelp:
 		right = helpLines
-	case screenRelays:
-		right = m.relayLines()
 	default:
 		right = m.convLines(w - listWidth - 3)
 	}
 	left = m.contactLines()
-	if m.screen == screenInvite {
-		// The invitation gets the whole width and no border, so that
-		// it can be selected and copied without anything else.
+	// An invitation and the relay addresses get the whole width and no
+	// border, so that they can be selected and copied without anything
+	// else and without being cut.
+	full := m.screen == screenInvite || m.screen == screenRelays
+	switch m.screen {
+	case screenInvite:
 		left, right = nil, m.inviteLines(w)
+	case screenRelays:
+		left, right = nil, m.relayLines(w)
 	}
 	if len(right) > body {
 		right = right[len(right)-body:] // the newest at the bottom
@@ -61,7 +64,7 @@ func (m *model) render() string {
 		if i < len(right) {
 			r = right[i]
 		}
-		if m.screen == screenInvite {
+		if full {
 			b.WriteString(fit(r, w) + "\n")
 			continue
 		}
@@ -184,14 +187,16 @@ func (m *model) verifyLines() []string {
 	}
 }
 
-func (m *model) relayLines() []string {
+func (m *model) relayLines(width int) []string {
 	out := []string{"Relays (a second profile adds these with 'parley relays add ADDRESS'):", ""}
 	for _, r := range m.relays {
-		st := "down"
+		st := "(down)"
 		if r.Up {
-			st = "up"
+			st = "(up)"
 		}
-		out = append(out, r.Address+"  "+st)
+		// The address alone on its line(s), its state on the next.
+		out = append(out, wrap(r.Address, width)...)
+		out = append(out, "  "+st)
 	}
 	return append(out, "", "esc: back")
 }
@@ -206,7 +211,7 @@ var helpLines = []string{
 	"/verify               compare the safety number with the selected contact",
 	"/name NEW-NAME        rename the selected contact (only you see it)",
 	"/relays               show your relays",
-	"/disappear 24h|off    new messages with the selected contact disappear after that",
+	"/disappear 24h|off    disappearing-message timer, both sides",
 	"/receipts on|off      send read receipts (on by default)",
 	"/typing on|off        send typing indicators (off by default)",
 	"/quit                 leave (ctrl+c too)",
