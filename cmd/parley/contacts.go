@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -155,6 +156,23 @@ func runVerify(_ context.Context, g *globals, args []string) error {
 		return printJSON(g.stdout, map[string]any{"contact": toContactJSON(c), "safetyNumber": sn.Digits()})
 	}
 	fmt.Fprintf(g.stdout, "safety number with %s:\n%s\n", oneLine(c.Name()), sn)
+	if !*confirm && !*reject && isTerminal(g.stdin) && isTerminal(g.stderr) {
+		// On a terminal, ask: the user is looking at the number now.
+		if c.IdentityChanged {
+			fmt.Fprintf(g.stderr, "parley: warning: %s's identity key CHANGED since you first connected; sending is blocked\n", oneLine(c.Name()))
+		}
+		fmt.Fprintf(g.stderr, "compare it with %s's, in person or on a call you trust. Do they match? [y/N] ", oneLine(c.Name()))
+		answer, _ := bufio.NewReader(g.stdin).ReadString('\n')
+		if ans := strings.ToLower(strings.TrimSpace(answer)); ans == "y" || ans == "yes" {
+			if err := a.Verify(c.ID, true); err != nil {
+				return hinted(fmt.Errorf("verify: %w", err), "nothing was changed; try again")
+			}
+			fmt.Fprintf(g.stdout, "%s is now verified\n", oneLine(c.Name()))
+			return nil
+		}
+		fmt.Fprintf(g.stdout, "%s stays %s\n", oneLine(c.Name()), contactState(c))
+		return nil
+	}
 	switch {
 	case *confirm:
 		fmt.Fprintf(g.stdout, "%s is now verified\n", oneLine(c.Name()))
