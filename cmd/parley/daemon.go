@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -398,9 +399,9 @@ func (d *daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 		if err := need("link", p.Link); err != nil {
 			return nil, err
 		}
-		c, err := a.Accept(ctx, p.Link, p.Name)
+		c, err := a.Accept(ctx, strings.Join(strings.Fields(p.Link), ""), p.Name)
 		if err != nil {
-			return nil, relayErr(err)
+			return nil, acceptErr(err)
 		}
 		return toContactJSON(c), nil
 	case "contacts":

@@ -131,15 +131,8 @@ func runAccept(ctx context.Context, g *globals, args []string) error {
 	}
 	defer a.Close()
 	c, err := a.Accept(ctx, link, *alias)
-	switch {
-	case errors.Is(err, agent.ErrBadInvitation):
-		return hinted(errors.New("accept: the invitation link is damaged"), "copy the whole link again, or ask for a new one")
-	case errors.Is(err, agent.ErrInvitationExpired):
-		return hinted(errors.New("accept: the invitation has expired"), "ask the other person for a new one with 'parley invite'")
-	case errors.Is(err, agent.ErrInvitationUsed):
-		return hinted(errors.New("accept: this invitation was already accepted"), "invitations work once; ask for a new one with 'parley invite'")
-	case err != nil:
-		return relayErr(fmt.Errorf("accept: %w", err))
+	if err != nil {
+		return acceptErr(err)
 	}
 	// The initial message must reach a relay before we exit.
 	if !flushOutbox(ctx, a, flushWait) {
@@ -152,6 +145,20 @@ func runAccept(ctx context.Context, g *globals, args []string) error {
 	fmt.Fprintf(g.stdout, "accepted: contact %s (%s)\n", oneLine(c.Name()), shortID(c.ID))
 	fmt.Fprintln(g.stderr, "parley: hint: the connection completes when they run 'parley receive' and you then run 'parley receive'")
 	return nil
+}
+
+// acceptErr explains an error of agent.Accept (the command and the
+// daemon's "accept" method).
+func acceptErr(err error) error {
+	switch {
+	case errors.Is(err, agent.ErrBadInvitation):
+		return hinted(errors.New("accept: the invitation link is damaged"), "copy the whole link again, or ask for a new one")
+	case errors.Is(err, agent.ErrInvitationExpired):
+		return hinted(errors.New("accept: the invitation has expired"), "ask the other person for a new one with 'parley invite'")
+	case errors.Is(err, agent.ErrInvitationUsed):
+		return hinted(errors.New("accept: this invitation was already accepted"), "invitations work once; ask for a new one with 'parley invite'")
+	}
+	return relayErr(fmt.Errorf("accept: %w", err))
 }
 
 // truncate shortens s for an error message.
