@@ -192,6 +192,17 @@ func TestDisconnectFreesConnection(t *testing.T) {
 	defer stuck.stop()
 	open := func(s *Server) uint64 { return readMetrics(t, s)["parley_relay_connections_open"] }
 	baseline := open(r.srv)
+	// Both relays have served a connection, so their own goroutines
+	// (accept, expiry) exist before the inner check's snapshot.
+	warm := dialRaw(t, ctx, stuck.addr)
+	warm.roundTrip(ctx, warm.frame(1, nil, &wire.Command{Type: wire.TypePing}, nil, nil), wire.TypePong)
+	warm.close()
+	for open(stuck.srv) != 0 {
+		if ctx.Err() != nil {
+			t.Fatal("warm-up connection never closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	connsFreed := leakcheck.Check(t)
 	// Mid-command: sends held in the store, a get behind them, then the
