@@ -242,9 +242,10 @@ func runRelays(_ context.Context, g *globals, args []string) error {
 		if err := a.RemoveRelay(rest[0]); err != nil {
 			return hinted(fmt.Errorf("relays remove: %w", err), "see your relays with 'parley relays list' and try again")
 		}
-		if !g.json {
-			fmt.Fprintf(g.stdout, "removed %s (existing contacts keep their queues there until they move)\n", strings.TrimSpace(rest[0]))
+		if g.json {
+			return printJSON(g.stdout, map[string]any{"address": strings.TrimSpace(rest[0]), "removed": true})
 		}
+		fmt.Fprintf(g.stdout, "removed %s (existing contacts keep their queues there until they move)\n", strings.TrimSpace(rest[0]))
 		return nil
 	}
 	// list: give the connections a moment to come up, so "up" means

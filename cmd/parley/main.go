@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -100,18 +101,33 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 2
 	}
 	if err := cmd.run(ctx, g, rest[1:]); err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) && misplacedGlobal(rest[1:]) {
+			err = &usageError{msg: ue.msg, hint: fmt.Sprintf("--home and --json go before the command name: parley --home DIR --json %s …", rest[0])}
+		}
 		fmt.Fprintf(stderr, "parley: error: %v\n", err)
 		var h interface{ Hint() string }
 		if errors.As(err, &h) && h.Hint() != "" {
 			fmt.Fprintf(stderr, "parley: hint: %s\n", h.Hint())
 		}
-		var ue *usageError
 		if errors.As(err, &ue) {
 			return 2
 		}
 		return 1
 	}
 	return 0
+}
+
+// misplacedGlobal reports whether a command's arguments hold --home or
+// --json, flags that belong before the command name.
+func misplacedGlobal(args []string) bool {
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && (name == "home" || name == "json") {
+			return true
+		}
+	}
+	return false
 }
 
 func printUsage(w io.Writer) {
