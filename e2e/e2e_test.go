@@ -77,8 +77,8 @@ func TestE2E(t *testing.T) {
 	if got := texts(receive(t, ctx, bob, "1s")); !slices.Equal(got, []string{m2}) {
 		t.Fatalf("bob received %q, want %q", got, m2)
 	}
-	if st := statuses(receive(t, ctx, alice, "1s"), m2); !slices.Contains(st, "delivered") {
-		t.Errorf("alice's receipts for m2: %v, want delivered", st)
+	if st := statuses(receive(t, ctx, alice, "1s"), m2); !slices.Contains(st, "delivered") || !slices.Contains(st, "read") {
+		t.Errorf("alice's receipts for m2: %v, want delivered and read", st)
 	}
 
 	// One relay SIGKILLed: messages still arrive through the other.
