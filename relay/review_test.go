@@ -262,3 +262,45 @@ func TestTextMessageClosesOnlyThatConnection(t *testing.T) {
 	rc.roundTrip(ctx, rc.recipient(2, q, &wire.Command{Type: wire.TypeSubscribe}), wire.TypeOK)
 	by.served(t, ctx)
 }
+
+// TestClientCloseMidSend: closing the client while its sends wait for the
+// store ends them with an error (not a hang), and leaves no goroutine on
+// either side.
+func TestClientCloseMidSend(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testCtx(t)
+	r := startRelay(t, Limits{})
+	defer r.stop()
+	stuck := startRelayWith(t, gatedStore{r.store})
+	defer stuck.stop()
+	rcp := dial(t, ctx, r.addr)
+	defer rcp.Close()
+	q, err := rcp.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, ctx, stuck.addr)
+	sq := q.SenderQueue()
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() { errs <- c.Send(ctx, &sq, []byte("held")) }()
+	}
+	// Wait until the relay holds the sends in its store.
+	for readMetrics(t, stuck.srv)["parley_relay_commands_total"] < uint64(cap(errs)) {
+		if ctx.Err() != nil {
+			t.Fatal("sends never reached the relay")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.Close()
+	for range cap(errs) {
+		select {
+		case err := <-errs:
+			if err == nil {
+				t.Fatal("a send held in the store reported success")
+			}
+		case <-ctx.Done():
+			t.Fatal("a send did not return after Close")
+		}
+	}
+}
