@@ -2,6 +2,8 @@ package relay
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/parley-messenger/parley/internal/leakcheck"
 	"github.com/parley-messenger/parley/relay/internal/wire"
 	"github.com/parley-messenger/parley/relay/store"
+	"github.com/parley-messenger/parley/relay/store/memstore"
 )
 
 // secureRaw secures q with a fresh sender key over rc.
@@ -302,5 +305,40 @@ func TestClientCloseMidSend(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("a send did not return after Close")
 		}
+	}
+}
+
+// TestSlowSubscriberCutOff: pushes to a connection whose writer makes no
+// progress fill its send buffer up to SendBuffer and no further; the push
+// that would overflow it ends the connection instead of queueing without
+// bound (its blocks stay stored for the next subscription).
+func TestSlowSubscriberCutOff(t *testing.T) {
+	st := memstore.New(memstore.Options{})
+	defer st.Close()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewServer(Config{Key: key, Store: st, Limits: Limits{Window: 2, SendBuffer: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(s, nil, make([]byte, wire.ExporterLength)) // no writer runs
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	defer c.cancel()
+	frame := make([]byte, s.limits.BlockSize+wire.SealedOverhead+wire.FrameOverhead)
+	want := s.limits.SendBuffer / len(frame)
+	n := 0
+	for c.push(frame) {
+		n++
+		if n > want {
+			t.Fatalf("%d frames queued past a %d-byte send buffer", n, s.limits.SendBuffer)
+		}
+	}
+	if n != want {
+		t.Fatalf("cut off after %d frames, want %d", n, want)
+	}
+	if c.ctx.Err() == nil {
+		t.Fatal("overflowing push did not end the connection")
 	}
 }
