@@ -41,6 +41,8 @@ type model struct {
 	notice   string
 	alert    bool // the notice is a warning
 
+	typingTo agent.ContactID // the contact last told we are typing
+
 	link   string // screenInvite
 	number string // screenVerify
 	relays []agent.RelayInfo
@@ -154,8 +156,13 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.reloadConv()
 	case tea.PasteMsg:
 		m.input = append(m.input, []rune(pasted(msg.Content))...)
+		return m, m.syncTyping()
 	case tea.KeyPressMsg:
-		return m, m.key(msg)
+		cmd := m.key(msg)
+		if t := m.syncTyping(); t != nil {
+			cmd = tea.Batch(cmd, t)
+		}
+		return m, cmd
 	}
 	return m, nil
 }
@@ -272,6 +279,34 @@ func (m *model) key(k tea.KeyPressMsg) tea.Cmd {
 		}
 	}
 	return nil
+}
+
+// syncTyping tells the selected contact that the user is typing a
+// message (not a /command) or stopped; the agent sends nothing unless
+// typing indicators are on (off by default).
+func (m *model) syncTyping() tea.Cmd {
+	var want agent.ContactID
+	if c, ok := m.selected(); ok && c.Connected && m.screen == screenChat && len(m.input) > 0 && m.input[0] != '/' {
+		want = c.ID
+	}
+	if want == m.typingTo {
+		return nil
+	}
+	old, a := m.typingTo, m.a
+	m.typingTo = want
+	return func() tea.Msg {
+		var err error
+		if old != "" {
+			err = a.SetTyping(old, false)
+		}
+		if want != "" && err == nil {
+			err = a.SetTyping(want, true)
+		}
+		if err != nil {
+			return resultMsg{err: err}
+		}
+		return nil
+	}
 }
 
 // submit runs a /command or sends the line to the selected contact.

@@ -3,7 +3,10 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +28,8 @@ type fakeAgent struct {
 	accepted []string
 	settings agent.Settings
 	relays   []agent.RelayInfo
+	mu       sync.Mutex // guards typing
+	typing   []string
 }
 
 func newFake() *fakeAgent {
@@ -69,6 +74,12 @@ func (f *fakeAgent) UpdateSettings(fn func(*agent.Settings)) error {
 	fn(&f.settings)
 	return nil
 }
+func (f *fakeAgent) SetTyping(id agent.ContactID, on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.typing = append(f.typing, fmt.Sprintf("%s:%v", id, on))
+	return nil
+}
 func (f *fakeAgent) SetDisappearing(id agent.ContactID, d time.Duration) error {
 	for i := range f.contacts {
 		if f.contacts[i].ID == id {
@@ -83,7 +94,32 @@ func typeLine(m *model, s string) tea.Cmd {
 		m.Update(tea.KeyPressMsg{Code: r, Text: string(r)})
 	}
 	_, cmd := m.Update(tea.KeyPressMsg{Code: tea.KeyEnter})
-	return cmd
+	return flatten(cmd)
+}
+
+// flatten returns a command that runs cmd, or every command of the batch
+// it returns, and gives the first message that is not nil.
+func flatten(cmd tea.Cmd) tea.Cmd {
+	if cmd == nil {
+		return nil
+	}
+	return func() tea.Msg {
+		msg := cmd()
+		b, ok := msg.(tea.BatchMsg)
+		if !ok {
+			return msg
+		}
+		var first tea.Msg
+		for _, c := range b {
+			if c == nil {
+				continue
+			}
+			if r := flatten(c)(); r != nil && first == nil {
+				first = r
+			}
+		}
+		return first
+	}
 }
 
 func TestSendToSelectedContact(t *testing.T) {
@@ -319,5 +355,49 @@ func TestRelaysScreenWholeAddresses(t *testing.T) {
 	out := m.render()
 	if !strings.Contains(out, "\n"+addr+" ") {
 		t.Fatalf("the address is not shown whole on a line of its own:\n%s", out)
+	}
+}
+
+// run executes cmd and every command of a batch it returns, as the
+// program would, and feeds resulting messages back to the model.
+func run(m *model, cmd tea.Cmd) {
+	if cmd == nil {
+		return
+	}
+	switch msg := cmd().(type) {
+	case tea.BatchMsg:
+		for _, c := range msg {
+			run(m, c)
+		}
+	case nil:
+	default:
+		m.Update(msg)
+	}
+}
+
+// TestTypingSent: typing a message tells the selected contact (the agent
+// drops it unless typing indicators are on); sending, erasing, a /command
+// or moving to another contact stops it.
+func TestTypingSent(t *testing.T) {
+	f := newFake()
+	m := newModel(context.Background(), f)
+	press := func(k tea.KeyPressMsg) {
+		_, cmd := m.Update(k)
+		run(m, cmd)
+	}
+	press(tea.KeyPressMsg{Code: 'h', Text: "h"})
+	press(tea.KeyPressMsg{Code: 'i', Text: "i"})
+	press(tea.KeyPressMsg{Code: tea.KeyDown}) // to carol, still typing
+	press(tea.KeyPressMsg{Code: tea.KeyBackspace})
+	press(tea.KeyPressMsg{Code: tea.KeyBackspace}) // erased
+	press(tea.KeyPressMsg{Code: '/', Text: "/"})   // a command is not a message
+	press(tea.KeyPressMsg{Code: tea.KeyBackspace})
+	press(tea.KeyPressMsg{Code: 'x', Text: "x"})
+	press(tea.KeyPressMsg{Code: tea.KeyEnter}) // sent
+	want := []string{"c1:true", "c1:false", "c2:true", "c2:false", "c2:true", "c2:false"}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !slices.Equal(f.typing, want) {
+		t.Fatalf("typing %q, want %q", f.typing, want)
 	}
 }

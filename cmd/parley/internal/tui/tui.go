@@ -32,6 +32,7 @@ type Agent interface {
 	Settings() (agent.Settings, error)
 	UpdateSettings(func(*agent.Settings)) error
 	SetDisappearing(agent.ContactID, time.Duration) error
+	SetTyping(agent.ContactID, bool) error
 }
 
 var _ Agent = (*agent.Agent)(nil)
