@@ -525,6 +525,9 @@ func (d *daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 		if err := need("address", p.Address); err != nil {
 			return nil, err
 		}
+		if err := checkRelayAddress(strings.TrimSpace(p.Address)); err != nil {
+			return nil, hinted(fmt.Errorf("relays.add: %w", err), "a relay address looks like parley://FINGERPRINT@host:port, as 'parley relay' prints it")
+		}
 		return nil, a.AddRelay(p.Address)
 	case "relays.remove":
 		if err := need("address", p.Address); err != nil {
