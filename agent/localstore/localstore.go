@@ -46,7 +46,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -142,6 +144,16 @@ func Open(path string, passphrase []byte, opts *Options) (*Store, error) {
 	}
 	if !slices.Contains(sql.Drivers(), "sqlite") {
 		return nil, ErrUnsupported
+	}
+	// Create the file readable by its owner only, before SQLite does (it
+	// would use the umask, typically 0644); SQLite gives its -wal and -shm
+	// files the database file's permissions.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	switch {
+	case err == nil:
+		f.Close()
+	case !errors.Is(err, fs.ErrExist):
+		return nil, fmt.Errorf("localstore: create %s: %w", path, err)
 	}
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
