@@ -64,6 +64,9 @@ func checkRelayAddress(addr string) error {
 	if !ok || fp == "" || hostport == "" || strings.ContainsAny(hostport, "/#?@") {
 		return fmt.Errorf("agent: %q is not a relay address (parley://<fingerprint>@host:port)", addr)
 	}
+	if err := client.CheckAddress(addr); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	return nil
 }
 

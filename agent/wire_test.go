@@ -189,3 +189,28 @@ func TestQueueCountBounded(t *testing.T) {
 		t.Fatal("queue on a malformed relay address accepted")
 	}
 }
+
+// TestCheckRelayAddress: only a well-formed relay address is accepted into
+// the relay list (a 32-byte base64url fingerprint and a host:port).
+func TestCheckRelayAddress(t *testing.T) {
+	fp := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8" // 32 bytes
+	for _, tc := range []struct {
+		addr string
+		ok   bool
+	}{
+		{"parley://" + fp + "@127.0.0.1:5223", true},
+		{"parley://" + fp + "@[::1]:5223", true},
+		{"parley://abc@127.0.0.1:1", false},             // fingerprint too short
+		{"parley://" + fp + "A@127.0.0.1:5223", false},  // not 32 bytes
+		{"parley://" + fp + "@127.0.0.1", false},        // no port
+		{"parley://" + fp + "=@127.0.0.1:5223", false},  // padded
+		{"https://" + fp + "@127.0.0.1:5223", false},    // wrong scheme
+		{"parley://" + fp + "@127.0.0.1:5223/x", false}, // a path
+		{"parley://invite#" + fp, false},                // an invitation
+	} {
+		err := checkRelayAddress(tc.addr)
+		if (err == nil) != tc.ok {
+			t.Errorf("checkRelayAddress(%q) = %v, want ok=%v", tc.addr, err, tc.ok)
+		}
+	}
+}
