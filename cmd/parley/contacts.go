@@ -187,7 +187,7 @@ func runVerify(_ context.Context, g *globals, args []string) error {
 	return nil
 }
 
-func runRelays(_ context.Context, g *globals, args []string) error {
+func runRelays(ctx context.Context, g *globals, args []string) error {
 	if len(args) == 0 {
 		return usage("relays needs a subcommand: add, remove or list", relaysSynopsis)
 	}
@@ -242,10 +242,15 @@ func runRelays(_ context.Context, g *globals, args []string) error {
 		if err := a.RemoveRelay(rest[0]); err != nil {
 			return hinted(fmt.Errorf("relays remove: %w", err), "see your relays with 'parley relays list' and try again")
 		}
+		moved, failed := moveConnections(ctx, a)
 		if g.json {
-			return printJSON(g.stdout, map[string]any{"address": strings.TrimSpace(rest[0]), "removed": true})
+			return printJSON(g.stdout, map[string]any{"address": strings.TrimSpace(rest[0]), "removed": true, "moved": moved, "notMoved": failed})
 		}
-		fmt.Fprintf(g.stdout, "removed %s (existing contacts keep their queues there until they move)\n", strings.TrimSpace(rest[0]))
+		fmt.Fprintf(g.stdout, "removed %s; moved %d connection(s) to your other relays\n", strings.TrimSpace(rest[0]), moved)
+		if failed > 0 {
+			warn(g, "%d connection(s) still receive on the removed relay", failed)
+			fmt.Fprintln(g.stderr, "parley: hint: keep at least two reachable relays in your list ('parley relays add ADDRESS'); meanwhile those contacts still reach you through your other relays")
+		}
 		return nil
 	}
 	// list: give the connections a moment to come up, so "up" means
@@ -272,6 +277,50 @@ func runRelays(_ context.Context, g *globals, args []string) error {
 		fmt.Fprintln(g.stderr, "parley: hint: each connection uses two relays; add more with 'parley relays add ADDRESS'")
 	}
 	return nil
+}
+
+// moveConnections moves every connected contact's queues (the ones the
+// contact sends to) onto the relays now in the list, by the agent's queue
+// rotation, so that leaving a relay loses no contact. It returns how many
+// connections moved and how many could not (fewer than two relays left,
+// or a relay not answering).
+func moveConnections(ctx context.Context, a *agent.Agent) (moved, failed int) {
+	rs, err := a.Relays()
+	if err != nil {
+		return 0, 0
+	}
+	addrs := make([]string, len(rs))
+	for i, r := range rs {
+		addrs[i] = r.Address
+	}
+	cs, err := a.Contacts()
+	if err != nil {
+		return 0, 0
+	}
+	for _, c := range cs {
+		if !c.Connected {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := a.RotateQueues(cctx, c.ID, addrs)
+		cancel()
+		if err != nil {
+			failed++
+			continue
+		}
+		moved++
+	}
+	if moved > 0 {
+		// The rotation messages are in the outbox: hand them to a relay
+		// before this process exits, or the contacts learn of the move
+		// only at the next run.
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := a.Flush(fctx); err != nil {
+			return 0, moved + failed
+		}
+	}
+	return moved, failed
 }
 
 func hasRelay(a *agent.Agent, addr string) bool {

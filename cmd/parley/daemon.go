@@ -533,7 +533,11 @@ func (d *daemon) call(ctx context.Context, method string, raw json.RawMessage) (
 		if err := need("address", p.Address); err != nil {
 			return nil, err
 		}
-		return nil, a.RemoveRelay(p.Address)
+		if err := a.RemoveRelay(p.Address); err != nil {
+			return nil, err
+		}
+		moved, failed := moveConnections(ctx, a)
+		return map[string]int{"moved": moved, "notMoved": failed}, nil
 	}
 	return nil, &rpcError{rpcMethodNotFound, fmt.Sprintf("method %q not found: use identity, invite, accept, contacts, messages, send, markRead, typing, verify, settings, settings.update, disappear, relays.list, relays.add or relays.remove", method)}
 }
