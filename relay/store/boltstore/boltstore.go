@@ -5,8 +5,8 @@
 // committed and fsync'd. Writes (CreateQueue, SecureQueue, DeleteQueue,
 // Append, Ack, Expire) go to one committer goroutine owned by the Store,
 // which runs every write already waiting in one transaction with one sync
-// (group commit); see run in committer.go. Reads run in their own read-only
-// transactions beside it. docs/BENCHMARKS.md ("Storage engine choice")
+// (group commit; see package relay/store/internal/groupcommit). Reads run
+// in their own read-only transactions beside it. docs/BENCHMARKS.md ("Storage engine choice")
 // compares it with relay/store/sqlitestore, the relay's chosen durable
 // store (bbolt syncs twice per commit where SQLite's WAL syncs once; bbolt
 // costs less CPU), and records why this committer rather than bbolt's
@@ -24,12 +24,12 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/parley-messenger/parley/relay/store"
+	"github.com/parley-messenger/parley/relay/store/internal/groupcommit"
 )
 
 // Defaults for Options.
@@ -59,16 +59,10 @@ type Options struct {
 // Store is a durable store.Store in one bbolt file. Open it with Open;
 // it is safe for concurrent use.
 type Store struct {
-	db       *bolt.DB
-	maxBatch int
-	ops      chan *op      // to the committer; closed by Close
-	stopped  chan struct{} // closed when the committer has exited
+	db *bolt.DB
+	c  *groupcommit.Committer[*bolt.Tx] // every write goes through it
 
-	// commits counts transactions the committer ran (committed or not);
-	// TestGroupCommit reads it.
-	commits atomic.Uint64
-
-	mu     sync.RWMutex // guards closed; held (read) while sending on ops or reading db
+	mu     sync.RWMutex // guards closed; held (read) while reading db
 	closed bool
 }
 
@@ -98,14 +92,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: opening %s: %w", path, err)
 	}
-	s := &Store{
-		db:       db,
-		maxBatch: opts.MaxBatch,
-		ops:      make(chan *op, opts.MaxBatch),
-		stopped:  make(chan struct{}),
-	}
-	go s.run()
-	return s, nil
+	return &Store{db: db, c: groupcommit.New("boltstore", opts.MaxBatch, db.Update)}, nil
 }
 
 func initLayout(tx *bolt.Tx) error {
@@ -139,9 +126,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	close(s.ops)
 	s.mu.Unlock()
-	<-s.stopped
+	s.c.Close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("boltstore: closing: %w", err)
 	}
@@ -168,7 +154,7 @@ func (s *Store) CreateQueue(ctx context.Context, q store.Queue) error {
 	if err != nil {
 		return err
 	}
-	return s.submit(ctx, func(tx *bolt.Tx) error {
+	return s.c.Submit(ctx, func(tx *bolt.Tx) error {
 		if q.RecipientID == q.SenderID {
 			return store.ErrExists
 		}
@@ -228,7 +214,7 @@ func getQueue(tx *bolt.Tx, id store.ID) (store.Queue, error) {
 // SecureQueue sets the sender key of the queue with this recipient ID.
 func (s *Store) SecureQueue(ctx context.Context, recipient store.ID, senderKey []byte) error {
 	senderKey = cloneOrNil(senderKey)
-	return s.submit(ctx, func(tx *bolt.Tx) error {
+	return s.c.Submit(ctx, func(tx *bolt.Tx) error {
 		q, err := getQueue(tx, recipient)
 		if err != nil {
 			return err
@@ -244,7 +230,7 @@ func (s *Store) SecureQueue(ctx context.Context, recipient store.ID, senderKey [
 
 // DeleteQueue removes the queue and every block in it.
 func (s *Store) DeleteQueue(ctx context.Context, recipient store.ID) error {
-	return s.submit(ctx, func(tx *bolt.Tx) error {
+	return s.c.Submit(ctx, func(tx *bolt.Tx) error {
 		q, err := getQueue(tx, recipient)
 		if err != nil {
 			return err
@@ -304,7 +290,7 @@ func (s *Store) Append(ctx context.Context, recipient store.ID, data []byte, rec
 	recv := sortableTime(received)
 	val := blockValue(recv, data)
 	var seq uint64
-	err := s.submit(ctx, func(tx *bolt.Tx) error {
+	err := s.c.Submit(ctx, func(tx *bolt.Tx) error {
 		st, err := getState(tx, recipient)
 		if err != nil {
 			return err
@@ -396,7 +382,7 @@ func (s *Store) Blocks(ctx context.Context, recipient store.ID, from uint64, max
 // Ack removes the block with this sequence number and returns once that is
 // durable; store.ErrNoBlock if it is not there.
 func (s *Store) Ack(ctx context.Context, recipient store.ID, seq uint64) error {
-	return s.submit(ctx, func(tx *bolt.Tx) error {
+	return s.c.Submit(ctx, func(tx *bolt.Tx) error {
 		st, err := getState(tx, recipient)
 		if err != nil {
 			return err
@@ -439,7 +425,7 @@ func (s *Store) Expire(ctx context.Context, cutoff time.Time) (int, error) {
 	total := 0
 	for {
 		var n int
-		err := s.submit(ctx, func(tx *bolt.Tx) error {
+		err := s.c.Submit(ctx, func(tx *bolt.Tx) error {
 			n = 0
 			var keys [][]byte
 			c := tx.Bucket(bucketExpiry).Cursor()

@@ -32,12 +32,12 @@ func TestGroupCommit(t *testing.T) {
 	release := make(chan struct{})
 	busy := make(chan error, 1)
 	go func() {
-		busy <- s.submit(ctx, func(*bolt.Tx) error { <-release; return nil })
+		busy <- s.c.Submit(ctx, func(*bolt.Tx) error { <-release; return nil })
 	}()
-	for s.commits.Load() < 2 { // create, then the blocking op's batch
+	for s.c.Commits() < 2 { // create, then the blocking op's batch
 		time.Sleep(time.Millisecond)
 	}
-	before := s.commits.Load()
+	before := s.c.Commits()
 	const n = 16
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -49,11 +49,11 @@ func TestGroupCommit(t *testing.T) {
 	}
 	// Wait until all n are queued behind the busy commit. (If the
 	// committer took them one by one, they could not all be waiting.)
-	for deadline := time.Now().Add(10 * time.Second); len(s.ops) < n; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); s.c.Queued() < n; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			close(release)
 			wg.Wait()
-			t.Fatalf("only %d of %d appends queued behind a busy commit", len(s.ops), n)
+			t.Fatalf("only %d of %d appends queued behind a busy commit", s.c.Queued(), n)
 		}
 	}
 	close(release)
@@ -67,7 +67,7 @@ func TestGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := s.commits.Load() - before; got != 1 {
+	if got := s.c.Commits() - before; got != 1 {
 		t.Errorf("%d waiting appends took %d commits after the busy one, want 1", n, got)
 	}
 	// All n are there, in one queue.

@@ -9,8 +9,8 @@
 // Writes (CreateQueue, SecureQueue, DeleteQueue, Append, Ack, Expire) go
 // to one committer goroutine owned by the Store and its one write
 // connection, which runs every write already waiting in one transaction,
-// so concurrent writers share one fsync (group commit; see run in
-// committer.go). Reads use a separate pool of read-only connections, which
+// so concurrent writers share one fsync (group commit; see package
+// relay/store/internal/groupcommit). Reads use a separate pool of read-only connections, which
 // WAL mode lets run beside the writer.
 //
 // docs/BENCHMARKS.md ("Storage engine choice") records why SQLite rather
@@ -27,12 +27,12 @@ import (
 	"math"
 	"net/url"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/parley-messenger/parley/relay/store"
+	"github.com/parley-messenger/parley/relay/store/internal/groupcommit"
 )
 
 // Defaults for Options.
@@ -87,18 +87,12 @@ type Options struct {
 // Store is a durable store.Store in one SQLite database. Open it with
 // Open; it is safe for concurrent use.
 type Store struct {
-	w, r     *sql.DB // w: the committer's one connection; r: read-only pool
-	stmts    writeStmts
-	rstmts   readStmts
-	maxBatch int
-	ops      chan *op      // to the committer; closed by Close
-	stopped  chan struct{} // closed when the committer has exited
+	w, r   *sql.DB // w: the committer's one connection; r: read-only pool
+	stmts  writeStmts
+	rstmts readStmts
+	c      *groupcommit.Committer[*sql.Tx] // every write goes through it
 
-	// commits counts transactions the committer ran (committed or not);
-	// TestGroupCommit reads it.
-	commits atomic.Uint64
-
-	mu     sync.RWMutex // guards closed; held (read) while sending on ops or reading
+	mu     sync.RWMutex // guards closed; held (read) while reading
 	closed bool
 }
 
@@ -153,13 +147,26 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	s := &Store{w: w, r: r, maxBatch: opts.MaxBatch, ops: make(chan *op, opts.MaxBatch), stopped: make(chan struct{})}
+	s := &Store{w: w, r: r}
 	if err := s.prepare(); err != nil {
 		s.closeDBs()
 		return nil, fmt.Errorf("sqlitestore: opening %s: %w", path, err)
 	}
-	go s.run()
+	s.c = groupcommit.New("sqlitestore", opts.MaxBatch, s.update)
 	return s, nil
+}
+
+// update runs fn in one transaction on the write connection: it commits
+// (one WAL fsync under synchronous=FULL) if fn returns nil, else rolls back.
+func (s *Store) update(fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.Begin()
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	return tx.Commit()
 }
 
 func initSchema(w *sql.DB) error {
@@ -242,9 +249,8 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	close(s.ops)
 	s.mu.Unlock()
-	<-s.stopped
+	s.c.Close()
 	if err := s.closeDBs(); err != nil {
 		return fmt.Errorf("sqlitestore: closing: %w", err)
 	}
@@ -297,7 +303,7 @@ func nilIfEmpty(b []byte) []byte {
 // as a recipient or a sender ID (one namespace), or if they are equal.
 func (s *Store) CreateQueue(ctx context.Context, q store.Queue) error {
 	rk, sk, dk := nonNil(bytesClone(q.RecipientKey)), nonNil(bytesClone(q.SenderKey)), nonNil(bytesClone(q.DeliveryKey))
-	return s.submit(ctx, func(tx *sql.Tx) error {
+	return s.c.Submit(ctx, func(tx *sql.Tx) error {
 		if q.RecipientID == q.SenderID {
 			return store.ErrExists
 		}
@@ -356,7 +362,7 @@ func (s *Store) lookup(ctx context.Context, stmt *sql.Stmt, id store.ID) (store.
 // SecureQueue sets the sender key of the queue with this recipient ID.
 func (s *Store) SecureQueue(ctx context.Context, recipient store.ID, senderKey []byte) error {
 	key := nonNil(bytesClone(senderKey))
-	return s.submit(ctx, func(tx *sql.Tx) error {
+	return s.c.Submit(ctx, func(tx *sql.Tx) error {
 		res, err := tx.Stmt(s.stmts.secure).Exec(key, recipient[:])
 		if err != nil {
 			return err
@@ -380,7 +386,7 @@ func errIfNone(res sql.Result, sentinel error) error {
 
 // DeleteQueue removes the queue and every block in it.
 func (s *Store) DeleteQueue(ctx context.Context, recipient store.ID) error {
-	return s.submit(ctx, func(tx *sql.Tx) error {
+	return s.c.Submit(ctx, func(tx *sql.Tx) error {
 		var next, count int64
 		err := tx.Stmt(s.stmts.queueState).QueryRow(recipient[:]).Scan(&next, &count)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -406,7 +412,7 @@ func (s *Store) Append(ctx context.Context, recipient store.ID, data []byte, rec
 	data = nonNil(bytesClone(data))
 	recv := unixNano(received)
 	var seq int64
-	err := s.submit(ctx, func(tx *sql.Tx) error {
+	err := s.c.Submit(ctx, func(tx *sql.Tx) error {
 		var count int64
 		err := tx.Stmt(s.stmts.queueState).QueryRow(recipient[:]).Scan(&seq, &count)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -519,7 +525,7 @@ func (s *Store) Blocks(ctx context.Context, recipient store.ID, from uint64, max
 // Ack removes the block with this sequence number and returns once that is
 // durable; store.ErrNoBlock if it is not there.
 func (s *Store) Ack(ctx context.Context, recipient store.ID, seq uint64) error {
-	return s.submit(ctx, func(tx *sql.Tx) error {
+	return s.c.Submit(ctx, func(tx *sql.Tx) error {
 		var next, count int64
 		err := tx.Stmt(s.stmts.queueState).QueryRow(recipient[:]).Scan(&next, &count)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -557,7 +563,7 @@ func (s *Store) Expire(ctx context.Context, cutoff time.Time) (int, error) {
 	total := 0
 	for {
 		var n int
-		err := s.submit(ctx, func(tx *sql.Tx) error {
+		err := s.c.Submit(ctx, func(tx *sql.Tx) error {
 			n = 0
 			type due struct {
 				rid []byte

@@ -1,0 +1,188 @@
+// Package groupcommit runs the writes of many goroutines in shared
+// transactions, so that concurrent writers share one commit and one fsync
+// (group commit). The durable relay stores (boltstore, sqlitestore) each
+// own one Committer over their own transaction type.
+//
+// One goroutine, the committer, does every write: it takes the first
+// waiting write, then every write already queued behind it (up to a
+// bound), runs them all in one transaction and commits once. There is no
+// timer: while one batch syncs the next one gathers, so a lone writer pays
+// one commit and a crowd pays one commit per batch.
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/parley-messenger/parley/relay/store"
+)
+
+// op is one write waiting for the committer. fn runs inside the batch's
+// transaction; it must check every precondition before it writes, so that
+// when it returns one of the store's sentinel errors (isPrecondition) it
+// has written nothing and the rest of the batch can still commit.
+type op[Tx any] struct {
+	ctx  context.Context
+	fn   func(Tx) error
+	done chan error // buffered, 1
+}
+
+// Committer batches writes into shared transactions. Its methods are safe
+// for concurrent use.
+type Committer[Tx any] struct {
+	name     string                        // error prefix: the store's package name
+	update   func(func(tx Tx) error) error // one transaction: commits if fn returns nil, else rolls back
+	maxBatch int
+	ops      chan *op[Tx] // to the committer; closed by Close
+	stopped  chan struct{}
+	commits  atomic.Uint64 // transactions run, committed or not
+
+	mu     sync.RWMutex // guards closed; held (read) while sending on ops
+	closed bool
+}
+
+// New starts a committer. update runs its argument in one write
+// transaction, committing (and syncing) if it returns nil and rolling back
+// otherwise. Close stops it.
+func New[Tx any](name string, maxBatch int, update func(func(tx Tx) error) error) *Committer[Tx] {
+	c := &Committer[Tx]{
+		name:     name,
+		update:   update,
+		maxBatch: maxBatch,
+		ops:      make(chan *op[Tx], maxBatch),
+		stopped:  make(chan struct{}),
+	}
+	go c.run()
+	return c
+}
+
+// Commits is the number of transactions the committer has run.
+func (c *Committer[Tx]) Commits() uint64 { return c.commits.Load() }
+
+// Queued is the number of writes waiting for the committer.
+func (c *Committer[Tx]) Queued() int { return len(c.ops) }
+
+// Close waits for every write already submitted to commit and stops the
+// committer. Later Submits return store.ErrClosed. Close is idempotent.
+func (c *Committer[Tx]) Close() {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.ops)
+	}
+	c.mu.Unlock()
+	<-c.stopped
+}
+
+// Submit hands fn to the committer and waits for its batch to commit. A
+// context cancelled before the batch begins means nothing is written; one
+// cancelled later returns at once, but the write may still commit (the
+// relay then reports failure for a block that is stored: at-least-once).
+func (c *Committer[Tx]) Submit(ctx context.Context, fn func(tx Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := &op[Tx]{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return store.ErrClosed
+	}
+	select {
+	case c.ops <- o:
+	case <-ctx.Done():
+		c.mu.RUnlock()
+		return ctx.Err()
+	}
+	c.mu.RUnlock()
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run is the committer. It exits when ops is closed, after running every
+// op queued.
+func (c *Committer[Tx]) run() {
+	defer close(c.stopped)
+	batch := make([]*op[Tx], 0, c.maxBatch)
+	for {
+		first, ok := <-c.ops
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], first)
+	gather:
+		for len(batch) < c.maxBatch {
+			select {
+			case o, ok := <-c.ops:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, o)
+			default:
+				break gather
+			}
+		}
+		c.commit(batch)
+		clear(batch)
+	}
+}
+
+// errRolledBack stops a batch's transaction after an op failed in a way
+// that may have left partial writes.
+var errRolledBack = errors.New("groupcommit: batch rolled back")
+
+// commit runs a batch in one transaction and tells each op its result. If
+// an op fails in a way that may have left partial writes (an error that is
+// not a checked precondition), the whole transaction is rolled back and
+// each op runs again alone, as bbolt's own DB.Batch does, so one bad op
+// cannot fail its neighbours. If the commit itself fails (the write or the
+// fsync), every op in the batch gets that error: none of them is durable.
+func (c *Committer[Tx]) commit(batch []*op[Tx]) {
+	c.commits.Add(1)
+	errs := make([]error, len(batch))
+	failed := -1
+	err := c.update(func(tx Tx) error {
+		for i, o := range batch {
+			if err := o.ctx.Err(); err != nil {
+				errs[i] = err // given up on before it began: write nothing
+				continue
+			}
+			errs[i] = o.fn(tx)
+			if errs[i] != nil && !isPrecondition(errs[i]) {
+				failed = i
+				return errRolledBack
+			}
+		}
+		return nil
+	})
+	if failed >= 0 && len(batch) > 1 {
+		for _, o := range batch {
+			c.commit([]*op[Tx]{o})
+		}
+		return
+	}
+	for i, o := range batch {
+		switch {
+		case failed >= 0:
+			o.done <- fmt.Errorf("%s: %w", c.name, errs[i])
+		case err != nil:
+			o.done <- fmt.Errorf("%s: commit: %w", c.name, err)
+		default:
+			o.done <- errs[i]
+		}
+	}
+}
+
+// isPrecondition reports the store's sentinel errors: a write that returns
+// one has checked it before writing anything.
+func isPrecondition(err error) bool {
+	return errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrExists) ||
+		errors.Is(err, store.ErrQueueFull) || errors.Is(err, store.ErrNoBlock)
+}

@@ -1,0 +1,167 @@
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/parley-messenger/parley/internal/leakcheck"
+	"github.com/parley-messenger/parley/relay/store"
+)
+
+// fakeDB is a transactional list of strings: a transaction's writes become
+// visible only when it commits.
+type fakeDB struct {
+	mu        sync.Mutex
+	committed []string
+	failNext  error         // the next commit fails with this
+	gate      chan struct{} // if set, a transaction waits on it before it runs
+}
+
+type fakeTx struct{ writes []string }
+
+func (db *fakeDB) update(fn func(*fakeTx) error) error {
+	if db.gate != nil {
+		<-db.gate
+	}
+	tx := &fakeTx{}
+	if err := fn(tx); err != nil {
+		return err // rolled back: tx.writes are dropped
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.failNext; err != nil {
+		db.failNext = nil
+		return err
+	}
+	db.committed = append(db.committed, tx.writes...)
+	return nil
+}
+
+func write(s string) func(*fakeTx) error {
+	return func(tx *fakeTx) error { tx.writes = append(tx.writes, s); return nil }
+}
+
+// TestBatchSharesOneCommit: writes queued while a commit is busy go
+// through together in the next transaction.
+func TestBatchSharesOneCommit(t *testing.T) {
+	defer leakcheck.Check(t)()
+	db := &fakeDB{gate: make(chan struct{})}
+	c := New("test", 64, db.update)
+	defer c.Close()
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.Submit(ctx, write("first")) })
+	// The first batch is held at the gate; queue 10 more behind it.
+	for c.Commits() < 1 {
+		// The committer counts a batch before it starts the transaction.
+		runtime.Gosched()
+	}
+	for i := range 10 {
+		wg.Go(func() { _ = c.Submit(ctx, write(string(rune('a'+i)))) })
+	}
+	for c.Queued() < 10 {
+		runtime.Gosched()
+	}
+	close(db.gate)
+	wg.Wait()
+	if got := c.Commits(); got != 2 {
+		t.Errorf("%d transactions for 11 writes with 10 queued behind a busy one, want 2", got)
+	}
+	if len(db.committed) != 11 {
+		t.Errorf("%d writes committed, want 11", len(db.committed))
+	}
+}
+
+// TestFailedOpDoesNotFailNeighbours: an op failing with an unexpected
+// error rolls the batch back, and every op runs again alone: the others
+// commit, the bad one gets its error (prefixed), nothing of it is stored.
+// A precondition error (a store sentinel) fails only its own op.
+func TestFailedOpDoesNotFailNeighbours(t *testing.T) {
+	defer leakcheck.Check(t)()
+	db := &fakeDB{gate: make(chan struct{})}
+	c := New("test", 64, db.update)
+	defer c.Close()
+	ctx := context.Background()
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	wg.Go(func() { errs[0] = c.Submit(ctx, write("hold")) })
+	for c.Commits() < 1 {
+		runtime.Gosched()
+	}
+	wg.Go(func() { errs[1] = c.Submit(ctx, write("good")) })
+	for c.Queued() < 1 {
+		runtime.Gosched()
+	}
+	wg.Go(func() {
+		errs[2] = c.Submit(ctx, func(tx *fakeTx) error { tx.writes = append(tx.writes, "partial"); return boom })
+	})
+	for c.Queued() < 2 {
+		runtime.Gosched()
+	}
+	wg.Go(func() {
+		errs[3] = c.Submit(ctx, func(*fakeTx) error { return store.ErrQueueFull })
+	})
+	for c.Queued() < 3 {
+		runtime.Gosched()
+	}
+	close(db.gate)
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil {
+		t.Errorf("good ops failed: %v, %v", errs[0], errs[1])
+	}
+	if !errors.Is(errs[2], boom) || errs[2].Error() != "test: boom" {
+		t.Errorf("bad op: %v, want test: boom", errs[2])
+	}
+	if !errors.Is(errs[3], store.ErrQueueFull) {
+		t.Errorf("precondition op: %v, want ErrQueueFull", errs[3])
+	}
+	slices.Sort(db.committed)
+	if !slices.Equal(db.committed, []string{"good", "hold"}) {
+		t.Errorf("committed %q, want [good hold] (nothing of the failed op)", db.committed)
+	}
+}
+
+// TestCommitFailureReachesEveryOp: when the commit itself fails, no op of
+// the batch is durable and each is told so.
+func TestCommitFailureReachesEveryOp(t *testing.T) {
+	defer leakcheck.Check(t)()
+	db := &fakeDB{failNext: errors.New("fsync: input/output error")}
+	c := New("test", 64, db.update)
+	defer c.Close()
+	err := c.Submit(context.Background(), write("x"))
+	if err == nil || err.Error() != "test: commit: fsync: input/output error" {
+		t.Fatalf("Submit = %v, want the commit error", err)
+	}
+	if len(db.committed) != 0 {
+		t.Errorf("committed %q after a failed commit", db.committed)
+	}
+}
+
+// TestCloseDrainsThenRefuses: Close runs every write already submitted,
+// and later writes get store.ErrClosed; a cancelled context writes nothing.
+func TestCloseDrainsThenRefuses(t *testing.T) {
+	defer leakcheck.Check(t)()
+	db := &fakeDB{}
+	c := New("test", 4, db.update)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Submit(ctx, write("cancelled")); !errors.Is(err, context.Canceled) {
+		t.Errorf("Submit with a cancelled context = %v", err)
+	}
+	if err := c.Submit(context.Background(), write("kept")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c.Close() // idempotent
+	if err := c.Submit(context.Background(), write("late")); !errors.Is(err, store.ErrClosed) {
+		t.Errorf("Submit after Close = %v, want store.ErrClosed", err)
+	}
+	if !slices.Equal(db.committed, []string{"kept"}) {
+		t.Errorf("committed %q, want [kept]", db.committed)
+	}
+}
