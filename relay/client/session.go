@@ -89,6 +89,13 @@ func (r *request) hasEntity() bool {
 	return r.cmd.Type != wire.TypeCreate && r.cmd.Type != wire.TypePing
 }
 
+// batcher gathers the writes of one frame into one system call
+// (transport.go); hold and release bracket the frame.
+type batcher interface {
+	hold()
+	release(timeout time.Duration) error
+}
+
 // session is one connection to the relay.
 type session struct {
 	c         *Client
@@ -101,6 +108,7 @@ type session struct {
 	readerWG  sync.WaitGroup
 	failOnce  sync.Once
 	blockSize int
+	batch     batcher // nil: writes pass straight through
 
 	wmu  sync.Mutex // guards corr and macs; holds writes in corr_id order
 	corr uint64
@@ -115,7 +123,7 @@ type session struct {
 func (c *Client) dial(ctx context.Context) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
 	defer cancel()
-	ws, exporter, err := c.connect(ctx)
+	ws, exporter, batch, err := c.connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("relay client: connecting to %s: %w", c.hostport, err)
 	}
@@ -151,6 +159,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 		exporter:  exporter,
 		done:      make(chan struct{}),
 		blockSize: int(hello.BlockSize),
+		batch:     batch,
 		macs:      make(map[string][wire.MACSize]byte),
 		pending:   make(map[uint64]chan wire.Command),
 	}
@@ -282,7 +291,15 @@ func (s *session) roundTrip(ctx context.Context, r request) (wire.Command, error
 	// The write is bounded by the session, not the caller: a caller
 	// giving up must not tear the connection down mid-frame.
 	wctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
+	if s.batch != nil {
+		s.batch.hold()
+	}
 	err = s.ws.Write(wctx, websocket.MessageBinary, data)
+	if s.batch != nil {
+		if rerr := s.batch.release(writeTimeout); err == nil && rerr != nil {
+			err = rerr
+		}
+	}
 	cancel()
 	s.wmu.Unlock()
 	if err != nil {

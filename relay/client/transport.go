@@ -9,16 +9,20 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"errors"
+	"net"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/parley-messenger/parley/relay/internal/wire"
 )
 
 // connect opens TLS 1.3 pinned to the relay's fingerprint and upgrades to
-// WebSocket; it returns the connection and the TLS exporter value that
-// command authenticators are bound to.
-func (c *Client) connect(ctx context.Context) (*websocket.Conn, []byte, error) {
+// WebSocket; it returns the connection, the TLS exporter value that
+// command authenticators are bound to, and the batcher under the TLS
+// connection (nil if it cannot be told apart).
+func (c *Client) connect(ctx context.Context) (*websocket.Conn, []byte, batcher, error) {
 	tlsConf := &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{"http/1.1"},
@@ -41,23 +45,113 @@ func (c *Client) connect(ctx context.Context) (*websocket.Conn, []byte, error) {
 			return nil
 		},
 	}
-	tr := &http.Transport{DialContext: c.opts.DialContext, TLSClientConfig: tlsConf, TLSHandshakeTimeout: handshakeTimeout}
+	var (
+		dialMu sync.Mutex
+		dialed []*batchConn
+	)
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := c.opts.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		bc := &batchConn{Conn: nc}
+		dialMu.Lock()
+		dialed = append(dialed, bc)
+		dialMu.Unlock()
+		return bc, nil
+	}
+	tr := &http.Transport{DialContext: dial, TLSClientConfig: tlsConf, TLSHandshakeTimeout: handshakeTimeout}
 	defer tr.CloseIdleConnections()
 	ws, resp, err := websocket.Dial(ctx, "wss://"+c.hostport+wire.WebSocketPath, &websocket.DialOptions{
 		HTTPClient:      &http.Client{Transport: tr},
 		CompressionMode: websocket.CompressionDisabled,
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if resp.TLS == nil || resp.TLS.Version != tls.VersionTLS13 {
 		ws.CloseNow()
-		return nil, nil, errors.New("not TLS 1.3")
+		return nil, nil, nil, errors.New("not TLS 1.3")
 	}
 	exporter, err := resp.TLS.ExportKeyingMaterial(wire.ExporterLabel, nil, wire.ExporterLength)
 	if err != nil {
 		ws.CloseNow()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return ws, exporter, nil
+	var b batcher
+	dialMu.Lock()
+	if len(dialed) == 1 {
+		b = dialed[0]
+	}
+	dialMu.Unlock()
+	return ws, exporter, b, nil
+}
+
+// batchMax is the most a batchConn gathers before writing.
+const batchMax = 64 << 10
+
+// batchConn is the TCP connection under TLS. The WebSocket library
+// flushes a masked frame in 4 KiB pieces, each its own TLS record and
+// system call; while a session holds the batchConn, the records of the
+// frame it writes are gathered and leave in one write at release. The
+// bytes on the wire are the same.
+type batchConn struct {
+	net.Conn
+	mu   sync.Mutex // guards the fields below; held across a write
+	held bool
+	buf  []byte
+	err  error // the first failed write; every later write fails
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.err != nil {
+		return 0, b.err
+	}
+	if !b.held {
+		n, err := b.Conn.Write(p)
+		if err != nil {
+			b.err = err
+		}
+		return n, err
+	}
+	if len(b.buf) > 0 && len(b.buf)+len(p) > batchMax {
+		if err := b.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *batchConn) flushLocked() error {
+	_, err := b.Conn.Write(b.buf)
+	b.buf = b.buf[:0]
+	if err != nil {
+		b.err = err
+	}
+	return err
+}
+
+func (b *batchConn) hold() {
+	b.mu.Lock()
+	b.held = true
+	b.mu.Unlock()
+}
+
+func (b *batchConn) release(timeout time.Duration) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.held = false
+	if b.err == nil && len(b.buf) > 0 {
+		b.Conn.SetWriteDeadline(time.Now().Add(timeout))
+		if b.flushLocked() == nil {
+			b.Conn.SetWriteDeadline(time.Time{})
+		}
+	}
+	if cap(b.buf) > 2*batchMax {
+		b.buf = nil
+	}
+	return b.err
 }
