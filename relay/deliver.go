@@ -238,7 +238,11 @@ func (s *Server) acked(id store.ID, seq uint64) {
 // delivery, so no two deliveries share bytes with each other or with the
 // block as sent) and queues it. sub.mu is held.
 func (s *Server) pushLocked(sub *subscription, seq uint64, data []byte) {
-	frame := responseFrame(0, sub.id[:], &wire.Command{Type: wire.TypeBlock, Seq: seq, Block: wire.Seal(sub.aead, sub.id[:], data)})
+	frame, err := wire.MarshalDelivery(sub.aead, sub.id[:], seq, sub.id[:], data)
+	if err != nil {
+		// Every stored block fits a frame: a bug.
+		panic("relay: marshalling a delivery: " + err.Error())
+	}
 	if sub.conn.push(frame) {
 		sub.inflight[seq] = struct{}{}
 		s.metrics.delivered.Add(1)

@@ -336,7 +336,8 @@ func (c *Client) simple(ctx context.Context, what string, req request) error {
 }
 
 func open(aead cipher.AEAD, id ID, sealed []byte) ([]byte, error) {
-	block, err := wire.Open(aead, id[:], sealed)
+	// sealed lies in a frame buffer of its own (wire.ReadMessage).
+	block, err := wire.OpenInPlace(aead, id[:], sealed)
 	if err != nil {
 		return nil, err
 	}

@@ -144,3 +144,44 @@ func Open(aead cipher.AEAD, recipientID, sealed []byte) ([]byte, error) {
 	}
 	return out, nil
 }
+
+// OpenInPlace is Open decrypting into sealed's own memory, for a frame
+// buffer that is not used again: no second block-sized buffer. The result
+// aliases sealed; on failure sealed's contents are undefined.
+func OpenInPlace(aead cipher.AEAD, recipientID, sealed []byte) ([]byte, error) {
+	if len(sealed) < SealedOverhead {
+		return nil, fmt.Errorf("relay wire: sealed block: %w", ErrMalformed)
+	}
+	ct := sealed[NonceSize:]
+	out, err := aead.Open(ct[:0], sealed[:NonceSize], ct, recipientID)
+	if err != nil {
+		return nil, fmt.Errorf("relay wire: sealed block: %w", ErrAuth)
+	}
+	return out, nil
+}
+
+// MarshalDelivery encodes the block notification the relay pushes to a
+// subscriber (corr_id 0, no authenticator): the same bytes as
+// MarshalFrame(0, entity, nil, &Command{Type: TypeBlock, Seq: seq,
+// Block: Seal(aead, recipientID, block)}), with the block sealed straight
+// into the frame instead of into a buffer of its own that is then copied.
+func MarshalDelivery(aead cipher.AEAD, entity []byte, seq uint64, recipientID, block []byte) ([]byte, error) {
+	sealedLen := NonceSize + len(block) + TagSize
+	if len(entity) > 0xff || 1+8+3+sealedLen > 0xffffff {
+		return nil, fmt.Errorf("relay wire: delivery frame: %w", ErrMalformed)
+	}
+	cmdLen := 1 + 8 + 3 + sealedLen
+	out := make([]byte, 0, 1+8+1+len(entity)+1+3+cmdLen)
+	out = append(out, Version)
+	out = binary.BigEndian.AppendUint64(out, 0)
+	out = append(out, byte(len(entity)))
+	out = append(out, entity...)
+	out = append(out, 0) // no authenticator
+	out = append(out, byte(cmdLen>>16), byte(cmdLen>>8), byte(cmdLen))
+	out = append(out, byte(TypeBlock))
+	out = binary.BigEndian.AppendUint64(out, seq)
+	out = append(out, byte(sealedLen>>16), byte(sealedLen>>8), byte(sealedLen))
+	nonce := out[len(out) : len(out)+NonceSize]
+	rand.Read(nonce) // crypto/rand.Read never fails (Go 1.24+)
+	return aead.Seal(out[:len(out)+NonceSize], nonce, block, recipientID), nil
+}

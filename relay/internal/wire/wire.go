@@ -7,6 +7,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -409,9 +410,14 @@ func Unpad(block []byte) ([]byte, error) {
 		return nil, fmt.Errorf("relay wire: padded block: %w", ErrMalformed)
 	}
 	payload := block[PadHeaderSize : PadHeaderSize+int(n)]
-	var acc byte
-	for _, x := range block[PadHeaderSize+int(n):] {
-		acc |= x
+	// Eight bytes at a time: the padding is most of a 16 KiB block.
+	pad := block[PadHeaderSize+int(n):]
+	var acc uint64
+	for ; len(pad) >= 8; pad = pad[8:] {
+		acc |= binary.LittleEndian.Uint64(pad)
+	}
+	for _, x := range pad {
+		acc |= uint64(x)
 	}
 	if acc != 0 {
 		return nil, fmt.Errorf("relay wire: padded block: non-zero padding: %w", ErrMalformed)

@@ -355,3 +355,69 @@ func TestMarshalFrameMatchesTwoStep(t *testing.T) {
 		}
 	}
 }
+
+// TestUnpadRejectsEveryNonZeroPaddingByte: a single non-zero byte at any
+// padding position, in the eight-byte steps and in the tail, is refused.
+func TestUnpadRejectsEveryNonZeroPaddingByte(t *testing.T) {
+	for _, n := range []int{0, 1, 3, 8} {
+		for i := PadHeaderSize + n; i < MinBlockSize; i++ {
+			blk, err := Pad(bytes.Repeat([]byte{0xab}, n), MinBlockSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blk[i] = 0x80
+			if _, err := Unpad(blk); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("payload %d bytes, non-zero padding byte at %d: err = %v, want ErrMalformed", n, i, err)
+			}
+		}
+	}
+}
+
+// TestMarshalDeliveryMatchesFrame: a delivery sealed into its frame is the
+// frame MarshalFrame gives for the same sealed block (same nonce), opens
+// to the block, and two deliveries of one block share no nonce.
+func TestMarshalDeliveryMatchesFrame(t *testing.T) {
+	relay, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	deliv, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	ra, err := DeliveryAEAD(relay, deliv.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := DeliveryAEAD(deliv, relay.PublicKey())
+	id := bytes.Repeat([]byte{9}, IDSize)
+	block, _ := Pad([]byte("a block"), MaxBlockSize)
+	d1, err := MarshalDelivery(ra, id, 77, id, block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, _ := MarshalDelivery(ra, id, 77, id, block)
+	f, err := ParseFrame(d1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := ParseCommand(f.Command)
+	if err != nil || cmd.Type != TypeBlock || cmd.Seq != 77 || f.CorrID != 0 || !bytes.Equal(f.EntityID, id) || len(f.Authenticator) != 0 {
+		t.Fatalf("parsed %+v %+v, %v", f, cmd, err)
+	}
+	want, err := MarshalFrame(0, id, nil, &Command{Type: TypeBlock, Seq: 77, Block: cmd.Block})
+	if err != nil || !bytes.Equal(d1, want) {
+		t.Fatalf("MarshalDelivery differs from MarshalFrame of the same sealed block (%v)", err)
+	}
+	tampered := bytes.Clone(cmd.Block)
+	tampered[len(tampered)-1] ^= 1
+	if _, err := OpenInPlace(ca, id, tampered); !errors.Is(err, ErrAuth) {
+		t.Fatalf("OpenInPlace of a tampered block: %v, want ErrAuth", err)
+	}
+	if _, err := OpenInPlace(ca, bytes.Repeat([]byte{8}, IDSize), bytes.Clone(cmd.Block)); !errors.Is(err, ErrAuth) {
+		t.Fatalf("OpenInPlace under another queue ID: %v, want ErrAuth", err)
+	}
+	got, err := OpenInPlace(ca, id, cmd.Block)
+	if err != nil || !bytes.Equal(got, block) {
+		t.Fatalf("OpenInPlace: %v", err)
+	}
+	f2, _ := ParseFrame(d2)
+	cmd2, _ := ParseCommand(f2.Command)
+	if bytes.Equal(cmd.Block[:NonceSize], cmd2.Block[:NonceSize]) {
+		t.Fatal("two deliveries share a nonce")
+	}
+}
