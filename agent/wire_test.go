@@ -10,7 +10,7 @@ import (
 )
 
 func testQueue(auth bool) sendQueue {
-	q := sendQueue{Relay: "parley://fp@127.0.0.1:1", RelayKey: bytes.Repeat([]byte{9}, 32)}
+	q := sendQueue{Relay: "parley://AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8@127.0.0.1:1", RelayKey: bytes.Repeat([]byte{9}, 32)}
 	q.SenderID[0] = 7
 	if auth {
 		q.AuthKey = bytes.Repeat([]byte{5}, 32)
