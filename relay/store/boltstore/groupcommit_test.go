@@ -3,89 +3,28 @@ package boltstore
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/parley-messenger/parley/internal/leakcheck"
-	"github.com/parley-messenger/parley/relay/store"
 	"github.com/parley-messenger/parley/relay/store/storetest"
 )
 
-// TestGroupCommit checks that appends waiting while a commit runs go into
-// one transaction together (one sync), not one each: with the committer
-// held busy, n appends queue up; released, they take one more commit.
+// TestGroupCommit: appends waiting behind a busy commit share one
+// transaction and one sync (storetest.GroupCommit).
 func TestGroupCommit(t *testing.T) {
 	defer leakcheck.Check(t)()
-	ctx := context.Background()
 	s, err := Open(filepath.Join(t.TempDir(), "relay.db"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	q := storetest.NewQueue(t)
-	if err := s.CreateQueue(ctx, q); err != nil {
-		t.Fatal(err)
-	}
-	release := make(chan struct{})
-	busy := make(chan error, 1)
-	go func() {
-		busy <- s.c.Submit(ctx, func(*bolt.Tx) error { <-release; return nil })
-	}()
-	for s.c.Commits() < 2 { // create, then the blocking op's batch
-		time.Sleep(time.Millisecond)
-	}
-	before := s.c.Commits()
-	const n = 16
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for range n {
-		wg.Go(func() {
-			_, err := s.Append(ctx, q.RecipientID, []byte("x"), time.Now(), 1000)
-			errs <- err
-		})
-	}
-	// Wait until all n are queued behind the busy commit. (If the
-	// committer took them one by one, they could not all be waiting.)
-	for deadline := time.Now().Add(10 * time.Second); s.c.Queued() < n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			close(release)
-			wg.Wait()
-			t.Fatalf("only %d of %d appends queued behind a busy commit", s.c.Queued(), n)
-		}
-	}
-	close(release)
-	wg.Wait()
-	if err := <-busy; err != nil {
-		t.Fatal(err)
-	}
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := s.c.Commits() - before; got != 1 {
-		t.Errorf("%d waiting appends took %d commits after the busy one, want 1", n, got)
-	}
-	// All n are there, in one queue.
-	got := 0
-	for {
-		b, err := s.First(ctx, q.RecipientID)
-		if err == store.ErrNoBlock {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Ack(ctx, q.RecipientID, b.Seq); err != nil {
-			t.Fatal(err)
-		}
-		got++
-	}
-	if got != n {
-		t.Errorf("%d blocks stored, want %d", got, n)
-	}
+	storetest.GroupCommit(t, s, storetest.Committer{
+		Hold: func(ctx context.Context, release <-chan struct{}) error {
+			return s.c.Submit(ctx, func(*bolt.Tx) error { <-release; return nil })
+		},
+		Commits: s.c.Commits,
+		Queued:  s.c.Queued,
+	})
 }
