@@ -18,6 +18,7 @@ import (
 	"github.com/parley-messenger/parley/relay/store"
 	"github.com/parley-messenger/parley/relay/store/boltstore"
 	"github.com/parley-messenger/parley/relay/store/memstore"
+	"github.com/parley-messenger/parley/relay/store/sqlitestore"
 )
 
 // benchLimits lift the per-connection command rate, which otherwise caps
@@ -29,19 +30,33 @@ const (
 	benchInFlight = 64  // sends in flight on the one sender connection
 )
 
-// benchRelay serves a durable (bbolt, fsync with group commit) or an
-// in-memory store on loopback.
-func benchRelay(b *testing.B, durable bool) (*Server, string, func()) {
+// benchStores are the stores the relay benchmarks run on: "durable" is
+// boltstore and "durable-sqlite" sqlitestore (what `parley relay` uses for
+// a new data directory), both fsync'ing with group commit; "memory" is
+// memstore (durability off).
+var benchStores = []string{"durable", "durable-sqlite", "memory"}
+
+// benchRelay serves one of benchStores on loopback.
+func benchRelay(b *testing.B, kind string) (*Server, string, func()) {
 	b.Helper()
 	var st store.Store
-	if durable {
+	switch kind {
+	case "durable":
 		bs, err := boltstore.Open(filepath.Join(b.TempDir(), "relay.db"), boltstore.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		st = bs
-	} else {
+	case "durable-sqlite":
+		ss, err := sqlitestore.Open(filepath.Join(b.TempDir(), "relay.sqlite"), sqlitestore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		st = ss
+	case "memory":
 		st = memstore.New(memstore.Options{MaxBytes: 4 << 30})
+	default:
+		b.Fatalf("unknown store %q", kind)
 	}
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	srv, err := NewServer(Config{Key: key, Store: st, Limits: benchLimits})
@@ -170,15 +185,11 @@ func (p *pair) report(b *testing.B, elapsed, cpu time.Duration) {
 // loopback, with benchInFlight sends in flight. Reports blocks/s and the
 // send-to-receive latency p50/p99 under that load.
 func BenchmarkRelayThroughput(b *testing.B) {
-	for _, durable := range []bool{true, false} {
-		name := "durable"
-		if !durable {
-			name = "memory"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, kind := range benchStores {
+		b.Run(kind, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			_, addr, stop := benchRelay(b, durable)
+			_, addr, stop := benchRelay(b, kind)
 			defer stop()
 			p, closePair := newPair(b, ctx, addr, b.N)
 			defer closePair()
@@ -216,15 +227,11 @@ func BenchmarkRelayThroughput(b *testing.B) {
 // BenchmarkRelayLatency1000: the same path paced at 1,000 blocks/s, for
 // the send-to-receive latency at that rate (run with -benchtime=2000x).
 func BenchmarkRelayLatency1000(b *testing.B) {
-	for _, durable := range []bool{true, false} {
-		name := "durable"
-		if !durable {
-			name = "memory"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, kind := range benchStores {
+		b.Run(kind, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			_, addr, stop := benchRelay(b, durable)
+			_, addr, stop := benchRelay(b, kind)
 			defer stop()
 			p, closePair := newPair(b, ctx, addr, b.N)
 			defer closePair()
@@ -270,7 +277,7 @@ func BenchmarkIdleQueueMemory(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	for range b.N {
-		_, addr, stop := benchRelay(b, false)
+		_, addr, stop := benchRelay(b, "memory")
 		c, err := client.Dial(ctx, addr, nil)
 		if err != nil {
 			b.Fatal(err)
