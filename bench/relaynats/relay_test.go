@@ -24,6 +24,21 @@ type relayConfig struct {
 	durable bool // a durable store (fsync'd group commit) rather than memstore
 	sqlite  bool // the durable store is sqlitestore rather than boltstore
 	async   bool // asyncWindow sends in flight at once rather than one
+	// inFlight, if positive, replaces asyncWindow as the number of
+	// asynchronous sends in flight (the relay package's own benchmark
+	// keeps 64).
+	inFlight int
+	// blockSize, if positive, is the relay's Limits.BlockSize instead of
+	// its 16 KiB default.
+	blockSize int
+}
+
+// window is how many sends the variant keeps in flight when async.
+func (cfg relayConfig) window() int {
+	if cfg.inFlight > 0 {
+		return cfg.inFlight
+	}
+	return asyncWindow
 }
 
 func init() {
@@ -80,7 +95,7 @@ type relaySender struct {
 
 func relayStart(cfg relayConfig) func(testing.TB, func([]byte)) (sender, error) {
 	return func(tb testing.TB, deliver func([]byte)) (sender, error) {
-		s := &relaySender{cfg: cfg, served: make(chan error, 1), recvDone: make(chan struct{}), slots: make(chan struct{}, asyncWindow)}
+		s := &relaySender{cfg: cfg, served: make(chan error, 1), recvDone: make(chan struct{}), slots: make(chan struct{}, cfg.window())}
 		s.ctx, s.cancel = context.WithTimeout(context.Background(), deliveryTimeout)
 		switch {
 		case cfg.durable && cfg.sqlite:
@@ -105,7 +120,9 @@ func relayStart(cfg relayConfig) func(testing.TB, func([]byte)) (sender, error) 
 			s.close()
 			return nil, err
 		}
-		srv, err := relay.NewServer(relay.Config{Key: key, Store: s.st, Limits: benchLimits})
+		limits := benchLimits
+		limits.BlockSize = cfg.blockSize // 0: the default
+		srv, err := relay.NewServer(relay.Config{Key: key, Store: s.st, Limits: limits})
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("relay: %w", err)

@@ -1,0 +1,18 @@
+//go:build unix
+
+package relaynats
+
+import (
+	"syscall"
+	"time"
+)
+
+// processCPU is the user plus system CPU time this process has used
+// (getrusage(RUSAGE_SELF)): sender, relay and recipient together.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
