@@ -150,6 +150,14 @@ func (c *conn) send(f *wire.Frame, cmd *wire.Command) bool {
 	if len(cmd.Block) != c.s.limits.BlockSize {
 		return c.fail(f, wire.CodeMalformed)
 	}
+	// The block must be a PaddedBlock (length in range, padding all
+	// zero): the relay stores only its payload and pads it again at
+	// delivery, so a block with anything in its padding could not be
+	// delivered as sent.
+	payload, err := wire.Unpad(cmd.Block)
+	if err != nil {
+		return c.fail(f, wire.CodeMalformed)
+	}
 	id, ok := entityID(f)
 	if !ok {
 		return c.fail(f, wire.CodeUnknownQueue)
@@ -170,15 +178,15 @@ func (c *conn) send(f *wire.Frame, cmd *wire.Command) bool {
 	case <-c.ctx.Done():
 		return false
 	}
-	corr, entity, block := f.CorrID, f.EntityID, cmd.Block // data is not reused after this frame
+	corr, entity := f.CorrID, f.EntityID // data is not reused after this frame
 	c.appends.Go(func() {
 		defer func() { <-c.appendSem }()
-		c.store(corr, entity, q.RecipientID, block)
+		c.store(corr, entity, q.RecipientID, payload)
 	})
 	return true
 }
 
-// store appends a block, answers the sender once the store has it, and
+// store appends a block's payload, answers the sender once the store has it, and
 // pushes it to a live subscriber. It runs concurrently with the reader.
 func (c *conn) store(corr uint64, entity []byte, recipient store.ID, block []byte) {
 	f := &wire.Frame{CorrID: corr, EntityID: entity}
@@ -242,10 +250,12 @@ func (c *conn) get(f *wire.Frame, q *store.Queue) bool {
 	if err != nil {
 		return c.fail(f, wire.CodeInternal)
 	}
+	frame, err := c.s.deliveryFrame(aead, q.RecipientID, f.CorrID, blk.Seq, blk.Data)
+	if err != nil {
+		return c.fail(f, wire.CodeInternal)
+	}
 	c.s.metrics.delivered.Add(1)
-	return c.respond(responseFrame(f.CorrID, f.EntityID, &wire.Command{
-		Type: wire.TypeBlock, Seq: blk.Seq, Block: wire.Seal(aead, q.RecipientID[:], blk.Data),
-	}))
+	return c.respond(frame)
 }
 
 func (c *conn) delete(f *wire.Frame, q *store.Queue) bool {

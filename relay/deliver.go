@@ -238,13 +238,30 @@ func (s *Server) acked(id store.ID, seq uint64) {
 // delivery, so no two deliveries share bytes with each other or with the
 // block as sent) and queues it. sub.mu is held.
 func (s *Server) pushLocked(sub *subscription, seq uint64, data []byte) {
-	frame, err := wire.MarshalDelivery(sub.aead, sub.id[:], seq, sub.id[:], data)
+	frame, err := s.deliveryFrame(sub.aead, sub.id, 0, seq, data)
 	if err != nil {
-		// Every stored block fits a frame: a bug.
+		// deliveryFrame fails only on a bug: every stored value fits.
 		panic("relay: marshalling a delivery: " + err.Error())
 	}
 	if sub.conn.push(frame) {
 		sub.inflight[seq] = struct{}{}
 		s.metrics.delivered.Add(1)
 	}
+}
+
+// deliveryFrame builds the block frame (answer to get with corr, or a
+// notification with corr 0) for a stored value. The store holds a block's
+// payload, which is padded to the block size here, inside the frame, and
+// sealed in place (docs/PROTOCOL.md "Relay protocol: blocks and the
+// delivery layer"). A value longer than the payload can be is a padded
+// block stored by an earlier version of the relay, which stored blocks
+// padded: it is sealed as it is.
+func (s *Server) deliveryFrame(aead cipher.AEAD, id store.ID, corr uint64, seq uint64, data []byte) ([]byte, error) {
+	if len(data) > s.limits.BlockSize-wire.PadHeaderSize {
+		if corr == 0 {
+			return wire.MarshalDelivery(aead, id[:], seq, id[:], data)
+		}
+		return wire.MarshalFrame(corr, id[:], nil, &wire.Command{Type: wire.TypeBlock, Seq: seq, Block: wire.Seal(aead, id[:], data)})
+	}
+	return wire.AppendDelivery(nil, aead, corr, id[:], seq, id[:], data, s.limits.BlockSize)
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"golang.org/x/crypto/chacha20poly1305"
 )
@@ -184,4 +185,70 @@ func MarshalDelivery(aead cipher.AEAD, entity []byte, seq uint64, recipientID, b
 	nonce := out[len(out) : len(out)+NonceSize]
 	rand.Read(nonce) // crypto/rand.Read never fails (Go 1.24+)
 	return aead.Seal(out[:len(out)+NonceSize], nonce, block, recipientID), nil
+}
+
+// DeliveryFrameSize is the length of the block notification that
+// AppendDelivery appends for a queue entity of entityLen bytes and a
+// relay of blockSize: the frame and command headers, the nonce, the
+// padded block and the tag.
+func DeliveryFrameSize(entityLen, blockSize int) int {
+	return deliveryHeaderSize(entityLen) + NonceSize + blockSize + TagSize
+}
+
+func deliveryHeaderSize(entityLen int) int {
+	return 1 + 8 + 1 + entityLen + 1 + 3 + 1 + 8 + 3
+}
+
+// AppendDelivery appends to dst the block frame the relay sends for a
+// stored payload, as a notification to a subscriber (corr 0) or as the
+// answer to get (the command's corr_id), with no authenticator: the same
+// bytes as MarshalFrame(corr, entity, nil, &Command{Type: TypeBlock, Seq:
+// seq, Block: Seal(aead, recipientID, Pad(payload, blockSize))}), built without a buffer of its own for
+// the padded block. The relay stores only the payload and pads it here,
+// when it seals the delivery, as SimpleX's SMP server keeps a message body
+// unpadded and pads it as it encrypts it to the recipient (simplexmq
+// src/Simplex/Messaging/Server.hs, encryptMsg: C.cbEncryptMaxLenBS
+// (rcvDhSecret qr) … body, which pads body to its fixed maximum length
+// inside the crypto_box): PaddedBlock is
+// written in place in the frame and sealed in place, so the recipient and
+// a network observer see a block of exactly blockSize bytes, whatever the
+// payload's length (docs/PROTOCOL.md "Relay protocol: blocks").
+func AppendDelivery(dst []byte, aead cipher.AEAD, corr uint64, entity []byte, seq uint64, recipientID, payload []byte, blockSize int) ([]byte, error) {
+	if blockSize < MinBlockSize || blockSize > MaxBlockSize {
+		return nil, fmt.Errorf("relay wire: delivery frame: block size %d: %w", blockSize, ErrMalformed)
+	}
+	if len(payload) > blockSize-PadHeaderSize {
+		return nil, fmt.Errorf("relay wire: delivery frame: payload of %d bytes exceeds %d: %w", len(payload), blockSize-PadHeaderSize, ErrMalformed)
+	}
+	if len(entity) > 0xff {
+		return nil, fmt.Errorf("relay wire: delivery frame: %w", ErrMalformed)
+	}
+	sealedLen := NonceSize + blockSize + TagSize
+	cmdLen := 1 + 8 + 3 + sealedLen
+	total := DeliveryFrameSize(len(entity), blockSize)
+	out := slices.Grow(dst, total)
+	start := len(out)
+	out = append(out, Version)
+	out = binary.BigEndian.AppendUint64(out, corr)
+	out = append(out, byte(len(entity)))
+	out = append(out, entity...)
+	out = append(out, 0) // no authenticator
+	out = append(out, byte(cmdLen>>16), byte(cmdLen>>8), byte(cmdLen))
+	out = append(out, byte(TypeBlock))
+	out = binary.BigEndian.AppendUint64(out, seq)
+	out = append(out, byte(sealedLen>>16), byte(sealedLen>>8), byte(sealedLen))
+	nonce := out[len(out) : len(out)+NonceSize]
+	rand.Read(nonce) // crypto/rand.Read never fails (Go 1.24+)
+	out = out[:len(out)+NonceSize]
+	// PaddedBlock, in place where its ciphertext goes.
+	block := out[len(out) : len(out)+blockSize]
+	binary.BigEndian.PutUint32(block, uint32(len(payload)))
+	copy(block[PadHeaderSize:], payload)
+	clear(block[PadHeaderSize+len(payload):])
+	out = aead.Seal(out, nonce, block, recipientID)
+	if len(out)-start != total {
+		// Seal appends in place within capacity: a bug if not.
+		return nil, fmt.Errorf("relay wire: delivery frame: %d bytes, want %d", len(out)-start, total)
+	}
+	return out, nil
 }
