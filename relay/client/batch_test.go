@@ -36,7 +36,7 @@ func TestBatchConnSameBytes(t *testing.T) {
 		reads <- n
 		got <- all
 	}()
-	b := &batchConn{Conn: server}
+	b := &batchConn{Conn: server, timeout: time.Second}
 	want := []byte("passed through")
 	if _, err := b.Write(want); err != nil {
 		t.Fatal(err)
@@ -49,7 +49,7 @@ func TestBatchConnSameBytes(t *testing.T) {
 		}
 		want = append(want, p...)
 	}
-	if err := b.release(time.Second); err != nil {
+	if err := b.release(); err != nil {
 		t.Fatal(err)
 	}
 	server.Close()
@@ -66,12 +66,12 @@ func TestBatchConnFailureSticks(t *testing.T) {
 	defer leakcheck.Check(t)()
 	client, server := net.Pipe()
 	client.Close()
-	b := &batchConn{Conn: server}
+	b := &batchConn{Conn: server, timeout: time.Second}
 	b.hold()
 	if _, err := b.Write([]byte("frame")); err != nil {
 		t.Fatalf("held write: %v", err)
 	}
-	if err := b.release(time.Second); !errors.Is(err, io.ErrClosedPipe) {
+	if err := b.release(); !errors.Is(err, io.ErrClosedPipe) {
 		t.Fatalf("release to a closed peer: %v, want io.ErrClosedPipe", err)
 	}
 	if _, err := b.Write([]byte("next")); err == nil {

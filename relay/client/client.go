@@ -120,6 +120,7 @@ type Client struct {
 
 	deliveries chan Delivery
 	inbox      *queue // decrypted deliveries waiting for the channel
+	frames     frames // buffers of frames being written
 
 	mu      sync.Mutex // guards the fields below
 	sess    *session   // nil while disconnected
@@ -157,8 +158,15 @@ func Dial(ctx context.Context, addr string, opts *Options) (*Client, error) {
 		c.cancel()
 		return nil, err
 	}
-	c.wg.Go(c.dispatch)
-	c.wg.Go(func() { c.loop(s) })
+	c.wg.Go(func() {
+		// The reader of each session hands deliveries to the channel
+		// too (queue.put): close it only once the sessions are gone.
+		var loop sync.WaitGroup
+		loop.Go(func() { c.loop(s) })
+		c.dispatch()
+		loop.Wait()
+		close(c.deliveries)
+	})
 	return c, nil
 }
 
@@ -233,14 +241,11 @@ func (c *Client) Secure(ctx context.Context, q *RecipientQueue, senderKey *ecdh.
 // If q.AuthKey is nil the send is unauthenticated, which only a queue
 // not yet secured accepts.
 func (c *Client) Send(ctx context.Context, q *SenderQueue, payload []byte) error {
-	c.mu.Lock()
-	bs := c.blockSz
-	c.mu.Unlock()
-	block, err := wire.Pad(payload, bs)
-	if err != nil {
+	if len(payload) > c.MaxPayload() {
 		return fmt.Errorf("relay client: send: %w", ErrTooLarge)
 	}
-	req := request{cmd: &wire.Command{Type: wire.TypeSend, Block: block}, entity: q.SenderID}
+	// The payload is padded straight into the frame (appendFrame).
+	req := request{cmd: &wire.Command{Type: wire.TypeSend}, payload: payload, entity: q.SenderID}
 	if q.AuthKey != nil {
 		req.role, req.own, req.relay = roleSender, q.AuthKey, q.RelayKey
 	}
@@ -335,8 +340,9 @@ func (c *Client) simple(ctx context.Context, what string, req request) error {
 	return nil
 }
 
+// open decrypts a delivered block in place (sealed's memory is not used
+// again) and returns its payload, which aliases sealed.
 func open(aead cipher.AEAD, id ID, sealed []byte) ([]byte, error) {
-	// sealed lies in a frame buffer of its own (wire.ReadMessage).
 	block, err := wire.OpenInPlace(aead, id[:], sealed)
 	if err != nil {
 		return nil, err

@@ -1,12 +1,15 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
+	"io"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -76,24 +79,34 @@ const (
 )
 
 // request is one command to send; own and relay are set for an
-// authenticated command.
+// authenticated command. A send carries its payload apart from cmd: it is
+// padded straight into the frame.
 type request struct {
-	cmd    *wire.Command
-	entity ID
-	role   byte
-	own    *ecdh.PrivateKey
-	relay  *ecdh.PublicKey
+	cmd     *wire.Command
+	payload []byte // send
+	entity  ID
+	role    byte
+	own     *ecdh.PrivateKey
+	relay   *ecdh.PublicKey
 }
 
 func (r *request) hasEntity() bool {
 	return r.cmd.Type != wire.TypeCreate && r.cmd.Type != wire.TypePing
 }
 
-// batcher gathers the writes of one frame into one system call
-// (transport.go); hold and release bracket the frame.
+// batcher gathers the TLS records written while it is held and writes
+// them in one system call at release (transport.go).
 type batcher interface {
 	hold()
-	release(timeout time.Duration) error
+	release() error
+}
+
+// macID names a command-authentication key: one queue role (role and
+// entity) with one own key, on the session that holds the map.
+type macID struct {
+	role   byte
+	entity ID
+	own    [wire.KeySize]byte
 }
 
 // session is one connection to the relay.
@@ -110,12 +123,19 @@ type session struct {
 	blockSize int
 	batch     batcher // nil: writes pass straight through
 
+	// waiting counts roundTrips queued for wmu. A writer that leaves
+	// others waiting leaves its frame held in batch for the last of them
+	// to flush: frames ready at the same time leave in one write.
+	waiting atomic.Int32
+
 	wmu  sync.Mutex // guards corr and macs; holds writes in corr_id order
 	corr uint64
-	macs map[string][wire.MACSize]byte
+	macs map[macID][wire.MACSize]byte
 
 	pmu     sync.Mutex // guards pending
 	pending map[uint64]chan wire.Command
+
+	rbuf []byte // the reader's message buffer, reused for every message
 }
 
 // dial opens a session: TLS 1.3 pinned to the fingerprint, WebSocket, and
@@ -160,8 +180,9 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 		done:      make(chan struct{}),
 		blockSize: int(hello.BlockSize),
 		batch:     batch,
-		macs:      make(map[string][wire.MACSize]byte),
+		macs:      make(map[macID][wire.MACSize]byte),
 		pending:   make(map[uint64]chan wire.Command),
+		rbuf:      make([]byte, 0, int(hello.BlockSize)+wire.SealedOverhead+wire.FrameOverhead),
 	}
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
 	c.mu.Lock()
@@ -171,11 +192,15 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
-// fail ends the session with err.
+// fail ends the session with err. It closes the connection, which
+// unblocks the reader and any writer: they pass no context to the
+// WebSocket library, which would arm a timer and an AfterFunc for every
+// read and write. Client.serve calls fail when the client is closed.
 func (s *session) fail(err error) {
 	s.failOnce.Do(func() {
 		s.err = err
 		s.cancel()
+		s.ws.CloseNow()
 	})
 }
 
@@ -186,10 +211,34 @@ func (s *session) close() {
 	s.readerWG.Wait()
 }
 
+// readMessage reads one WebSocket message into s.rbuf, which it returns;
+// the next call overwrites it. The WebSocket read limit bounds its size.
+func (s *session) readMessage() ([]byte, error) {
+	_, r, err := s.ws.Reader(context.Background()) // see fail
+	if err != nil {
+		return nil, err
+	}
+	buf := s.rbuf[:0]
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(512, len(buf)))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			s.rbuf = buf
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
 func (s *session) reader() {
 	defer close(s.done)
 	for {
-		_, data, err := wire.ReadMessage(s.ctx, s.ws, s.blockSize+wire.SealedOverhead+wire.FrameOverhead)
+		data, err := s.readMessage()
 		if err != nil {
 			s.fail(fmt.Errorf("%w: %w", ErrDisconnected, err))
 			return
@@ -210,6 +259,9 @@ func (s *session) reader() {
 			delete(s.pending, f.CorrID)
 			s.pmu.Unlock()
 			if ch != nil {
+				// cmd.Block aliases s.rbuf, which the next read
+				// overwrites.
+				cmd.Block = bytes.Clone(cmd.Block)
 				ch <- cmd // buffered
 			}
 			continue
@@ -232,10 +284,13 @@ func (s *session) reader() {
 				s.c.opts.Logger.Warn("relay client: undecryptable delivery dropped", "err", err)
 				continue
 			}
-			s.c.inbox.put(Delivery{Queue: id, Seq: cmd.Seq, Payload: payload})
+			// The payload is opened in s.rbuf: hand over a copy
+			// of its own size, not the 16 KiB buffer.
+			payload = bytes.Clone(payload)
+			s.c.inbox.put(Delivery{Queue: id, Seq: cmd.Seq, Payload: payload}, s.c.deliveries)
 		case wire.TypeEnd:
 			s.c.forget(id)
-			s.c.inbox.put(Delivery{Queue: id, Ended: true})
+			s.c.inbox.put(Delivery{Queue: id, Ended: true}, s.c.deliveries)
 		case wire.TypeError:
 			s.fail(fmt.Errorf("%w: %w", ErrDisconnected, codeErr(cmd.Code)))
 			return
@@ -246,7 +301,8 @@ func (s *session) reader() {
 // macKey returns the command-authentication key of one queue role on this
 // session, deriving it on first use (wire.AuthKey). s.wmu is held.
 func (s *session) macKey(r *request) ([wire.MACSize]byte, error) {
-	k := string([]byte{r.role}) + string(r.entity[:]) + string(r.own.PublicKey().Bytes())
+	k := macID{role: r.role, entity: r.entity}
+	copy(k.own[:], r.own.PublicKey().Bytes())
 	if m, ok := s.macs[k]; ok {
 		return m, nil
 	}
@@ -260,52 +316,10 @@ func (s *session) macKey(r *request) ([wire.MACSize]byte, error) {
 
 // roundTrip sends one command and waits for its response.
 func (s *session) roundTrip(ctx context.Context, r request) (wire.Command, error) {
-	body, err := r.cmd.Marshal()
-	if err != nil {
-		return wire.Command{}, err
-	}
 	ch := make(chan wire.Command, 1)
-	s.wmu.Lock()
-	s.corr++
-	corr := s.corr
-	f := wire.Frame{Version: wire.Version, CorrID: corr, Command: body}
-	if r.hasEntity() {
-		f.EntityID = r.entity[:]
-	}
-	if r.own != nil {
-		key, err := s.macKey(&r)
-		if err != nil {
-			s.wmu.Unlock()
-			return wire.Command{}, err
-		}
-		f.Authenticator = wire.AuthenticateFrame(&key, &f)
-	}
-	data, err := f.Marshal()
+	corr, err := s.write(&r, ch)
 	if err != nil {
-		s.wmu.Unlock()
 		return wire.Command{}, err
-	}
-	s.pmu.Lock()
-	s.pending[corr] = ch
-	s.pmu.Unlock()
-	// The write is bounded by the session, not the caller: a caller
-	// giving up must not tear the connection down mid-frame.
-	wctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
-	if s.batch != nil {
-		s.batch.hold()
-	}
-	err = s.ws.Write(wctx, websocket.MessageBinary, data)
-	if s.batch != nil {
-		if rerr := s.batch.release(writeTimeout); err == nil && rerr != nil {
-			err = rerr
-		}
-	}
-	cancel()
-	s.wmu.Unlock()
-	if err != nil {
-		s.unpend(corr)
-		s.fail(fmt.Errorf("%w: %w", ErrDisconnected, err))
-		return wire.Command{}, s.err
 	}
 	select {
 	case resp := <-ch:
@@ -321,191 +335,77 @@ func (s *session) roundTrip(ctx context.Context, r request) (wire.Command, error
 	}
 }
 
+// write encodes r's frame in a pooled buffer, registers ch for its
+// response and writes the frame. Under a batcher, a writer that others
+// are waiting behind leaves the flush to the last of them (see waiting).
+func (s *session) write(r *request, ch chan wire.Command) (uint64, error) {
+	buf := s.c.frames.get(frameSize(r, s.blockSize))
+	defer s.c.frames.put(buf)
+	s.waiting.Add(1)
+	s.wmu.Lock()
+	s.waiting.Add(-1)
+	if s.batch != nil {
+		s.batch.hold()
+	}
+	corr, err := s.writeLocked(r, ch, buf)
+	if s.batch != nil && s.waiting.Load() == 0 {
+		if rerr := s.batch.release(); err == nil && rerr != nil {
+			s.unpend(corr)
+			err = fmt.Errorf("%w: %w", ErrDisconnected, rerr)
+		}
+	}
+	s.wmu.Unlock()
+	if errors.Is(err, ErrDisconnected) {
+		s.fail(err)
+		return 0, s.err
+	}
+	return corr, err
+}
+
+// writeLocked is write's part under s.wmu.
+func (s *session) writeLocked(r *request, ch chan wire.Command, buf *[]byte) (uint64, error) {
+	// The corr_id is consumed even if encoding fails: the relay requires
+	// them strictly increasing, not consecutive.
+	s.corr++
+	corr := s.corr
+	frame, auth, err := appendFrame((*buf)[:0], corr, r, s.blockSize)
+	if err != nil {
+		return 0, err
+	}
+	*buf = frame
+	if r.own != nil {
+		key, err := s.macKey(r)
+		if err != nil {
+			return 0, err
+		}
+		f := signedView(frame, corr, len(auth))
+		copy(auth, wire.AuthenticateFrame(&key, &f))
+	}
+	s.pmu.Lock()
+	s.pending[corr] = ch
+	s.pmu.Unlock()
+	if s.batch != nil {
+		// The frame goes into the batcher's buffer; the system call
+		// happens at release, bounded by the batcher's write timeout;
+		// a session that fails closes the connection (fail).
+		err = s.ws.Write(context.Background(), websocket.MessageBinary, frame)
+	} else {
+		// The write is bounded by the session, not the caller: a
+		// caller giving up must not tear the connection down
+		// mid-frame.
+		wctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
+		err = s.ws.Write(wctx, websocket.MessageBinary, frame)
+		cancel()
+	}
+	if err != nil {
+		s.unpend(corr)
+		return 0, fmt.Errorf("%w: %w", ErrDisconnected, err)
+	}
+	return corr, nil
+}
+
 func (s *session) unpend(corr uint64) {
 	s.pmu.Lock()
 	delete(s.pending, corr)
 	s.pmu.Unlock()
-}
-
-// call runs a command on the current session, waiting for one while the
-// client reconnects.
-func (c *Client) call(ctx context.Context, r request) (wire.Command, error) {
-	for {
-		c.mu.Lock()
-		s, ready := c.sess, c.ready
-		c.mu.Unlock()
-		if s != nil {
-			return s.roundTrip(ctx, r)
-		}
-		select {
-		case <-ready:
-		case <-ctx.Done():
-			return wire.Command{}, ctx.Err()
-		case <-c.ctx.Done():
-			return wire.Command{}, ErrClosed
-		}
-	}
-}
-
-// loop owns the sessions: it serves one until it ends, then reconnects
-// with exponential backoff and jitter, and resubscribes.
-func (c *Client) loop(s *session) {
-	for {
-		c.serve(s)
-		c.mu.Lock()
-		c.sess = nil
-		c.ready = make(chan struct{})
-		c.mu.Unlock()
-		s.close()
-		if c.ctx.Err() != nil {
-			return
-		}
-		c.opts.Logger.Info("relay client: connection lost; reconnecting", "err", s.err)
-		backoff := c.opts.MinBackoff
-		for {
-			// Equal jitter: a uniformly random wait between half the
-			// backoff and the backoff, so clients cut off together do
-			// not come back together.
-			wait := backoff/2 + mrand.N(backoff/2+1)
-			t := time.NewTimer(wait)
-			select {
-			case <-c.ctx.Done():
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			var err error
-			s, err = c.dial(c.ctx)
-			if err == nil {
-				break
-			}
-			if c.ctx.Err() != nil {
-				return
-			}
-			c.opts.Logger.Debug("relay client: reconnect failed", "err", err)
-			backoff = min(2*backoff, c.opts.MaxBackoff)
-		}
-	}
-}
-
-// serve publishes s, renews subscriptions, and pings until s ends.
-func (c *Client) serve(s *session) {
-	c.mu.Lock()
-	c.sess = s
-	close(c.ready)
-	c.mu.Unlock()
-
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() { c.resubscribe(s) })
-	t := time.NewTicker(c.opts.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-c.ctx.Done():
-			s.fail(ErrClosed)
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(s.ctx, c.opts.PingInterval)
-			resp, err := s.roundTrip(pctx, request{cmd: &wire.Command{Type: wire.TypePing}})
-			cancel()
-			if err == nil && resp.Type != wire.TypePong {
-				err = ErrMalformed
-			}
-			if err != nil {
-				s.fail(fmt.Errorf("%w: keep-alive: %w", ErrDisconnected, err))
-			}
-		}
-	}
-}
-
-// resubscribe renews every subscription on a new session.
-func (c *Client) resubscribe(s *session) {
-	c.mu.Lock()
-	subs := make([]*subscribed, 0, len(c.subs))
-	for _, sub := range c.subs {
-		subs = append(subs, sub)
-	}
-	c.mu.Unlock()
-	for _, sub := range subs {
-		_, err := s.roundTrip(s.ctx, recipientReq(sub.q, &wire.Command{Type: wire.TypeSubscribe}))
-		// Many queues may exceed the relay's command rate: wait and
-		// retry rather than lose a subscription.
-		for wait := 50 * time.Millisecond; errors.Is(err, ErrRateLimited); wait = min(2*wait, 2*time.Second) {
-			t := time.NewTimer(wait)
-			select {
-			case <-s.done:
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			_, err = s.roundTrip(s.ctx, recipientReq(sub.q, &wire.Command{Type: wire.TypeSubscribe}))
-		}
-		switch {
-		case err == nil:
-		case errors.Is(err, ErrAuth), errors.Is(err, ErrUnknownQueue):
-			c.forget(sub.q.RecipientID)
-			c.inbox.put(Delivery{Queue: sub.q.RecipientID, Ended: true})
-		default:
-			return // the session is failing; the next one retries
-		}
-	}
-}
-
-// dispatch hands buffered deliveries to the Deliveries channel; it is
-// owned by the Client and never runs under a lock.
-func (c *Client) dispatch() {
-	defer close(c.deliveries)
-	for {
-		d, ok := c.inbox.get(c.ctx)
-		if !ok {
-			return
-		}
-		select {
-		case c.deliveries <- d:
-		case <-c.ctx.Done():
-			return
-		}
-	}
-}
-
-// queue is an unbounded FIFO of deliveries; the relay's per-subscription
-// window bounds how much it holds.
-type queue struct {
-	mu     sync.Mutex
-	items  []Delivery
-	signal chan struct{} // cap 1
-}
-
-func newQueue() *queue { return &queue{signal: make(chan struct{}, 1)} }
-
-func (q *queue) put(d Delivery) {
-	q.mu.Lock()
-	q.items = append(q.items, d)
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *queue) get(ctx context.Context) (Delivery, bool) {
-	for {
-		q.mu.Lock()
-		if len(q.items) > 0 {
-			d := q.items[0]
-			q.items[0] = Delivery{}
-			q.items = q.items[1:]
-			q.mu.Unlock()
-			return d, true
-		}
-		q.mu.Unlock()
-		select {
-		case <-q.signal:
-		case <-ctx.Done():
-			return Delivery{}, false
-		}
-	}
 }

@@ -54,7 +54,7 @@ func (c *Client) connect(ctx context.Context) (*websocket.Conn, []byte, batcher,
 		if err != nil {
 			return nil, err
 		}
-		bc := &batchConn{Conn: nc}
+		bc := &batchConn{Conn: nc, timeout: writeTimeout}
 		dialMu.Lock()
 		dialed = append(dialed, bc)
 		dialMu.Unlock()
@@ -87,16 +87,21 @@ func (c *Client) connect(ctx context.Context) (*websocket.Conn, []byte, batcher,
 	return ws, exporter, b, nil
 }
 
-// batchMax is the most a batchConn gathers before writing.
+// batchMax is the most a batchConn gathers before writing: four frames
+// of the default 16 KiB block size.
 const batchMax = 64 << 10
 
 // batchConn is the TCP connection under TLS. The WebSocket library
 // flushes a masked frame in 4 KiB pieces, each its own TLS record and
-// system call; while a session holds the batchConn, the records of the
-// frame it writes are gathered and leave in one write at release. The
+// system call; while a session holds the batchConn, the records it writes
+// are gathered and leave in one write at release. A session keeps it held
+// from one frame to the next while other frames are waiting to be written
+// (session.write), so frames of concurrent commands share a write too. The
 // bytes on the wire are the same.
 type batchConn struct {
 	net.Conn
+	timeout time.Duration // bounds each write system call; 0: none
+
 	mu   sync.Mutex // guards the fields below; held across a write
 	held bool
 	buf  []byte
@@ -110,10 +115,7 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		return 0, b.err
 	}
 	if !b.held {
-		n, err := b.Conn.Write(p)
-		if err != nil {
-			b.err = err
-		}
+		n, err := b.writeLocked(p)
 		return n, err
 	}
 	if len(b.buf) > 0 && len(b.buf)+len(p) > batchMax {
@@ -125,12 +127,22 @@ func (b *batchConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *batchConn) flushLocked() error {
-	_, err := b.Conn.Write(b.buf)
-	b.buf = b.buf[:0]
+// writeLocked writes p in one system call (or as few as the kernel
+// takes), under a deadline.
+func (b *batchConn) writeLocked(p []byte) (int, error) {
+	if b.timeout > 0 {
+		b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
+	}
+	n, err := b.Conn.Write(p)
 	if err != nil {
 		b.err = err
 	}
+	return n, err
+}
+
+func (b *batchConn) flushLocked() error {
+	_, err := b.writeLocked(b.buf)
+	b.buf = b.buf[:0]
 	return err
 }
 
@@ -140,15 +152,13 @@ func (b *batchConn) hold() {
 	b.mu.Unlock()
 }
 
-func (b *batchConn) release(timeout time.Duration) error {
+// release writes what was gathered and stops gathering.
+func (b *batchConn) release() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.held = false
 	if b.err == nil && len(b.buf) > 0 {
-		b.Conn.SetWriteDeadline(time.Now().Add(timeout))
-		if b.flushLocked() == nil {
-			b.Conn.SetWriteDeadline(time.Time{})
-		}
+		b.flushLocked()
 	}
 	if cap(b.buf) > 2*batchMax {
 		b.buf = nil
