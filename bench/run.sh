@@ -2,7 +2,10 @@
 # Reproduces the benchmark figures of docs/BENCHMARKS.md in one run:
 # Parley's one-to-one core beside go.mau.fi/libsignal v0.2.1 and the
 # primitive lower bounds (issue 2), and the relay beside embedded NATS
-# (issue 3), plus the main module's own ratchet, pqxdh and relay benchmarks.
+# (issue 3), plus the main module's own ratchet, pqxdh and relay benchmarks,
+# and the relay's floors: fdatasync's distribution, the per-block work at
+# 1, 4 and 16 KiB, the relay by block size, and the latency breakdown at
+# 1,000 msgs/s with the garbage collector on and off.
 #
 #   bench/run.sh                 # COUNT=6 rounds, about 10-15 minutes on 2 cores
 #   COUNT=10 OUT=/tmp/b bench/run.sh
@@ -48,7 +51,10 @@ for round in $(seq "$COUNT"); do
 	step "round $round of $COUNT"
 	bench cryptocore cryptocore.test primitives.txt -test.bench '^BenchmarkPrimitive$' -test.benchtime 200ms
 	bench cryptocore cryptocore.test core.txt -test.bench '^Benchmark(SessionSetup|SymmetricChain|SymmetricChainPQ|SymmetricChainPersist|PingPongDH|PingPongPQ|PingPongPersist|State)$' -test.benchtime 500ms
-	bench relaynats relaynats.test relay.txt -test.bench '^Benchmark(Throughput|LatencyAt1000|Fdatasync)$' -test.benchtime 1s
+	bench relaynats relaynats.test relay.txt -test.bench '^Benchmark(Throughput|LatencyAt1000|Fdatasync|FdatasyncGroup8)$' -test.benchtime 1s
+	bench relaynats relaynats.test floor.txt -test.bench '^BenchmarkBlockFloor$' -test.benchtime 5000x
+	bench relaynats relaynats.test blocksize.txt -test.bench '^BenchmarkBlockSize$' -test.benchtime 5000x
+	bench relaynats relaynats.test breakdown.txt -test.bench '^BenchmarkLatencyBreakdown$' -test.benchtime 2000x
 	for pkg in "${mainpkgs[@]}"; do
 		runs=("-test.bench . -test.benchtime 200ms")
 		if [ "$pkg" = relay ]; then
@@ -74,6 +80,14 @@ step "relay vs NATS: durable, up to 256 sends in flight"
 bs -col '/sys@(jetstream-async jetstream-syncalways-async relay-durable-async relay-durable-sqlite-async)' -filter '/sys:(jetstream-async OR jetstream-syncalways-async OR relay-durable-async OR relay-durable-sqlite-async)' "$OUT/relay.txt"
 step "relay vs NATS: not durable"
 bs -col '/sys@(nats-core nats-core-tls relay-memory relay-memory-async)' -filter '/sys:(nats-core OR nats-core-tls OR relay-memory OR relay-memory-async)' "$OUT/relay.txt"
+step "fdatasync distribution: one 4 KiB append, and eight (bench/relaynats)"
+bs -filter '.name:(Fdatasync OR FdatasyncGroup8)' "$OUT/relay.txt"
+step "per-block floor: the unavoidable work per block, by step and block size"
+bs -col /block "$OUT/floor.txt"
+step "relay end to end by block size, 64 sends in flight"
+bs -col /block "$OUT/blocksize.txt"
+step "latency breakdown at 1,000 msgs/s: the garbage collector on (GOGC=100) against off"
+bs -col /gc "$OUT/breakdown.txt"
 for pkg in "${mainpkgs[@]}"; do
 	step "main module: $pkg"
 	bs "$OUT/main-$pkg.txt"

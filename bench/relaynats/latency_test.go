@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"runtime/trace"
 	"strconv"
@@ -33,11 +35,25 @@ import (
 //     the shared machine this separates a slow relay from a busy machine:
 //     compare tails only between runs of low pressure.
 //
+// Each system runs twice: gc=on with the collector as configured (GOGC,
+// default 100) and gc=off with it switched off for the run
+// (debug.SetGCPercent(-1); the garbage of one run, about 140 KB per relay
+// message, is collected after it): the difference is what garbage
+// collection adds to the tail.
+//
 // With -trace, every message also leaves a user log "send"/"recv" with
 // its index in the execution trace, so a slow one can be found and read.
 func BenchmarkLatencyBreakdown(b *testing.B) {
 	for _, sys := range breakdownSystems() {
-		b.Run("sys="+sys.name, func(b *testing.B) { latencyBreakdown(b, sys) })
+		for _, gc := range []string{"on", "off"} {
+			b.Run("sys="+sys.name+"/gc="+gc, func(b *testing.B) {
+				if gc == "off" {
+					defer debug.SetGCPercent(debug.SetGCPercent(-1))
+					defer runtime.GC() // runs first: the run's garbage goes before GC is back on
+				}
+				latencyBreakdown(b, sys)
+			})
+		}
 	}
 }
 
