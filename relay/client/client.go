@@ -120,7 +120,6 @@ type Client struct {
 
 	deliveries chan Delivery
 	inbox      *queue // decrypted deliveries waiting for the channel
-	frames     frames // buffers of frames being written
 
 	mu      sync.Mutex // guards the fields below
 	sess    *session   // nil while disconnected

@@ -3,7 +3,6 @@ package client
 import (
 	"encoding/binary"
 	"fmt"
-	"sync"
 
 	"github.com/parley-messenger/parley/relay/internal/wire"
 )
@@ -24,28 +23,6 @@ const (
 	// block's uint24 length.
 	sendCmdHead = 1 + 3
 )
-
-// frames is a pool of frame buffers, each a *[]byte whose capacity fits a
-// send frame of the session's block size. A frame is handed to the
-// WebSocket library, which has copied (masked) it by the time Write
-// returns, so the buffer goes back at once: no block-sized allocation per
-// command.
-type frames struct{ pool sync.Pool }
-
-func (p *frames) get(size int) *[]byte {
-	if b, ok := p.pool.Get().(*[]byte); ok && cap(*b) >= size {
-		return b
-	}
-	b := make([]byte, 0, size)
-	return &b
-}
-
-func (p *frames) put(b *[]byte) {
-	// A buffer grown for a larger block size than the current one is
-	// kept all the same: the block size changes only on reconnection.
-	*b = (*b)[:0]
-	p.pool.Put(b)
-}
 
 // frameSize bounds the encoding of r's frame with blockSize-byte blocks.
 func frameSize(r *request, blockSize int) int {
@@ -89,7 +66,7 @@ func appendFrame(buf []byte, corr uint64, r *request, blockSize int) (frame, aut
 		buf = append(buf, byte(wire.TypeSend), byte(blockSize>>16), byte(blockSize>>8), byte(blockSize))
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(r.payload)))
 		buf = append(buf, r.payload...)
-		// Zero padding (a pooled buffer holds an old frame); the
+		// Zero padding (the reused buffer holds an old frame); the
 		// compiler turns this append into a clear, no allocation.
 		buf = append(buf, make([]byte, blockSize-wire.PadHeaderSize-len(r.payload))...)
 	} else {

@@ -67,7 +67,7 @@ func testKey(t testing.TB) *ecdh.PrivateKey {
 
 // TestAppendFrameMatchesWire: the one-pass encoder writes exactly the
 // bytes of wire's encoders, for every command a client sends, with and
-// without an authenticator, into a fresh buffer and into a dirty pooled
+// without an authenticator, into a fresh buffer and into a dirty reused
 // one (whose old bytes must not leak into the padding).
 func TestAppendFrameMatchesWire(t *testing.T) {
 	own := testKey(t)
@@ -109,10 +109,10 @@ func TestAppendFrameMatchesWire(t *testing.T) {
 			}
 			dirty := bytes.Repeat([]byte{0x5a}, frameSize(&tt.r, bs))[:0]
 			if got := encodeFrame(t, dirty, corr, &tt.r, k, bs); !bytes.Equal(got, want) {
-				t.Fatalf("pooled buffer: frame differs from wire's encoding (%d vs %d bytes)", len(got), len(want))
+				t.Fatalf("reused buffer: frame differs from wire's encoding (%d vs %d bytes)", len(got), len(want))
 			}
-			if n := frameSize(&tt.r, bs); len(want) > n {
-				t.Fatalf("frameSize %d < frame of %d bytes: the pooled buffer would grow", n, len(want))
+			if n := frameSize(&request{cmd: &wire.Command{Type: wire.TypeSend}}, bs); len(want) > n {
+				t.Fatalf("frameSize %d < frame of %d bytes: the session's buffer would grow", n, len(want))
 			}
 		})
 	}
@@ -157,7 +157,7 @@ func FuzzAppendFrame(f *testing.F) {
 			}
 			return
 		}
-		// A dirty buffer, as a pooled one is.
+		// A dirty buffer, as a reused one is.
 		buf := make([]byte, 0, frameSize(&r, bs))
 		buf = append(buf, dirt...)
 		buf = buf[:0]

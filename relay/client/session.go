@@ -128,9 +128,13 @@ type session struct {
 	// to flush: frames ready at the same time leave in one write.
 	waiting atomic.Int32
 
-	wmu  sync.Mutex // guards corr and macs; holds writes in corr_id order
+	wmu  sync.Mutex // guards corr, macs and wbuf; holds writes in corr_id order
 	corr uint64
 	macs map[macID][wire.MACSize]byte
+	// wbuf is the buffer every frame is encoded in: the WebSocket
+	// library has copied (masked) a frame by the time Write returns, so
+	// one block-sized buffer serves every command of the session.
+	wbuf []byte
 
 	pmu     sync.Mutex // guards pending
 	pending map[uint64]chan wire.Command
@@ -183,6 +187,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 		macs:      make(map[macID][wire.MACSize]byte),
 		pending:   make(map[uint64]chan wire.Command),
 		rbuf:      make([]byte, 0, int(hello.BlockSize)+wire.SealedOverhead+wire.FrameOverhead),
+		wbuf:      make([]byte, 0, frameSize(&request{cmd: &wire.Command{Type: wire.TypeSend}}, int(hello.BlockSize))),
 	}
 	s.ctx, s.cancel = context.WithCancel(c.ctx)
 	c.mu.Lock()
@@ -335,19 +340,17 @@ func (s *session) roundTrip(ctx context.Context, r request) (wire.Command, error
 	}
 }
 
-// write encodes r's frame in a pooled buffer, registers ch for its
+// write encodes r's frame in s.wbuf, registers ch for its
 // response and writes the frame. Under a batcher, a writer that others
 // are waiting behind leaves the flush to the last of them (see waiting).
 func (s *session) write(r *request, ch chan wire.Command) (uint64, error) {
-	buf := s.c.frames.get(frameSize(r, s.blockSize))
-	defer s.c.frames.put(buf)
 	s.waiting.Add(1)
 	s.wmu.Lock()
 	s.waiting.Add(-1)
 	if s.batch != nil {
 		s.batch.hold()
 	}
-	corr, err := s.writeLocked(r, ch, buf)
+	corr, err := s.writeLocked(r, ch)
 	if s.batch != nil && s.waiting.Load() == 0 {
 		if rerr := s.batch.release(); err == nil && rerr != nil {
 			s.unpend(corr)
@@ -363,16 +366,16 @@ func (s *session) write(r *request, ch chan wire.Command) (uint64, error) {
 }
 
 // writeLocked is write's part under s.wmu.
-func (s *session) writeLocked(r *request, ch chan wire.Command, buf *[]byte) (uint64, error) {
+func (s *session) writeLocked(r *request, ch chan wire.Command) (uint64, error) {
 	// The corr_id is consumed even if encoding fails: the relay requires
 	// them strictly increasing, not consecutive.
 	s.corr++
 	corr := s.corr
-	frame, auth, err := appendFrame((*buf)[:0], corr, r, s.blockSize)
+	frame, auth, err := appendFrame(s.wbuf[:0], corr, r, s.blockSize)
 	if err != nil {
 		return 0, err
 	}
-	*buf = frame
+	s.wbuf = frame
 	if r.own != nil {
 		key, err := s.macKey(r)
 		if err != nil {
