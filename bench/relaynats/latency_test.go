@@ -26,9 +26,8 @@ import (
 //     runtime's /sched/latencies histogram (a goroutine made runnable
 //     until it runs), for every goroutine of the process;
 //   - gc-pause-max: the longest stop-the-world pause (/gc/pauses);
-//   - gc-slow-%: of the messages slower than the p99, the share whose
-//     flight overlapped the end of a GC cycle, beside gc-all-% for all
-//     messages (a cause shows as gc-slow-% well above gc-all-%);
+//   - gc/1k-msgs: GC cycles per 1,000 messages (the process's garbage per
+//     message over its heap goal);
 //   - cpu-µs/msg: the process CPU time per message;
 //   - cpu-pressure-%: the share of the run during which some task of the
 //     machine (this process or another) waited for a CPU (Linux PSI). On
@@ -74,7 +73,6 @@ func breakdownSystems() []system {
 // flight is what one message's timestamps are.
 type flight struct {
 	start, sent, recv time.Duration // since the run's base
-	gc0, gc1          uint64        // completed GC cycles at start and at receipt
 }
 
 // flights records every message by its index; deliver fills recv.
@@ -87,10 +85,11 @@ type flights struct {
 	done chan struct{}
 }
 
-func gcCycles() uint64 {
-	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
+// numGC is the number of completed GC cycles.
+func numGC() uint32 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.NumGC
 }
 
 func (fl *flights) deliver(p []byte) {
@@ -99,7 +98,6 @@ func (fl *flights) deliver(p []byte) {
 		return
 	}
 	i := binary.BigEndian.Uint64(p[8:])
-	gc := gcCycles()
 	if trace.IsEnabled() {
 		trace.Log(fl.ctx, "recv", strconv.FormatUint(i, 10))
 	}
@@ -108,7 +106,7 @@ func (fl *flights) deliver(p []byte) {
 	if i >= uint64(len(fl.f)) || fl.f[i].recv != 0 {
 		return // a redelivery
 	}
-	fl.f[i].recv, fl.f[i].gc1 = now, gc
+	fl.f[i].recv = now
 	if fl.got++; fl.got == len(fl.f) {
 		close(fl.done)
 	}
@@ -167,6 +165,7 @@ func latencyBreakdown(b *testing.B, sys system) {
 	defer s.close()
 	payload := make([]byte, payloadSize)
 	sched0, pause0 := schedHist()
+	gc0 := numGC()
 	cpu0 := processCPU()
 	psi0, psiOK := cpuPressure()
 	b.ResetTimer()
@@ -176,7 +175,7 @@ func latencyBreakdown(b *testing.B, sys system) {
 			time.Sleep(d)
 		}
 		fl.mu.Lock()
-		fl.f[i].start, fl.f[i].gc0 = time.Since(fl.base), gcCycles()
+		fl.f[i].start = time.Since(fl.base)
 		fl.mu.Unlock()
 		binary.BigEndian.PutUint64(payload, uint64(time.Since(fl.base)))
 		binary.BigEndian.PutUint64(payload[8:], uint64(i))
@@ -203,6 +202,7 @@ func latencyBreakdown(b *testing.B, sys system) {
 	elapsed := time.Since(fl.base)
 	cpu := processCPU() - cpu0
 	psi1, _ := cpuPressure()
+	gc1 := numGC()
 	sched1, pause1 := schedHist()
 	if psiOK {
 		b.ReportMetric(100*float64(psi1-psi0)/float64(elapsed), "cpu-pressure-%")
@@ -217,24 +217,7 @@ func latencyBreakdown(b *testing.B, sys system) {
 	}
 	reportDistribution(b, "e2e-", e2e)
 	reportDistribution(b, "send-", send)
-	p99 := e2e[int(0.99*float64(len(e2e)-1))] // e2e is sorted now
-	var slow, slowGC, allGC int
-	for _, f := range fl.f {
-		gc := f.gc1 != f.gc0
-		if gc {
-			allGC++
-		}
-		if f.recv-f.start > p99 {
-			slow++
-			if gc {
-				slowGC++
-			}
-		}
-	}
-	if slow > 0 {
-		b.ReportMetric(100*float64(slowGC)/float64(slow), "gc-slow-%")
-	}
-	b.ReportMetric(100*float64(allGC)/float64(len(fl.f)), "gc-all-%")
+	b.ReportMetric(float64(gc1-gc0)*1000/float64(b.N), "gc/1k-msgs")
 	sd := histDelta(sched0, sched1)
 	b.ReportMetric(histQuantile(sched1.Buckets, sd, 0.99), "sched-p99-µs")
 	b.ReportMetric(histQuantile(sched1.Buckets, sd, 0.999), "sched-p99.9-µs")
