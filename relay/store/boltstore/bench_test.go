@@ -20,7 +20,7 @@ func BenchmarkSendAck(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer s.Close()
-				storetest.SendAck(b, s, size, 64, s.c.Commits)
+				storetest.SendAck(b, s, size, 64, s.CommitStats)
 			})
 		}
 	}

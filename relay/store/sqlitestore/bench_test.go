@@ -1,6 +1,7 @@
 package sqlitestore
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -20,8 +21,36 @@ func BenchmarkSendAck(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer s.Close()
-				storetest.SendAck(b, s, size, 64, s.c.Commits)
+				storetest.SendAck(b, s, size, 64, s.CommitStats)
 			})
 		}
+	}
+}
+
+// BenchmarkQueueBySender is the lookup the relay makes for every send,
+// from the cache and (CacheQueues < 0) from the database.
+func BenchmarkQueueBySender(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		cache int
+	}{{"cached", 0}, {"uncached", -1}} {
+		b.Run(c.name, func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "relay.sqlite"), Options{CacheQueues: c.cache})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			q := storetest.NewQueue(b)
+			if err := s.CreateQueue(ctx, q); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.QueueBySender(ctx, q.SenderID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package sqlitestore
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 
@@ -23,10 +24,10 @@ func TestDurabilitySettings(t *testing.T) {
 		}
 		var mode string
 		var sync int
-		if err := s.w.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil {
+		if err := s.wc.QueryRowContext(context.Background(), `PRAGMA journal_mode`).Scan(&mode); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.w.QueryRow(`PRAGMA synchronous`).Scan(&sync); err != nil {
+		if err := s.wc.QueryRowContext(context.Background(), `PRAGMA synchronous`).Scan(&sync); err != nil {
 			t.Fatal(err)
 		}
 		if mode != "wal" || sync != c.want {

@@ -20,9 +20,11 @@ import (
 // Besides ns/op it reports cpu-µs/block, the process's CPU time per block
 // (user plus system, where the platform tells it: the metric the relay
 // benchmarks optimise, steadier than wall time on a shared machine), and,
-// if commits is not nil, blocks/commit: how many blocks' writes (an append
-// and an ack each) shared one transaction and its sync, on average.
-func SendAck(b *testing.B, s store.Store, size, inflight int, commits func() uint64) {
+// if stats is not nil (it returns the store's write transactions so far and
+// how many of them were synced), blocks/commit, how many blocks' writes (an
+// append and an ack each) shared one transaction, and appends/sync, how
+// many appends shared one sync, on average.
+func SendAck(b *testing.B, s store.Store, size, inflight int, stats func() (commits, synced uint64)) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	q := NewQueue(b)
@@ -31,9 +33,9 @@ func SendAck(b *testing.B, s store.Store, size, inflight int, commits func() uin
 	}
 	data := make([]byte, size)
 	rand.Read(data)
-	var c0 uint64
-	if commits != nil {
-		c0 = commits()
+	var c0, s0 uint64
+	if stats != nil {
+		c0, s0 = stats()
 	}
 	var (
 		mu   sync.Mutex // guards next and firstErr
@@ -85,9 +87,13 @@ func SendAck(b *testing.B, s store.Store, size, inflight int, commits func() uin
 	if cpu > 0 {
 		b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/block")
 	}
-	if commits != nil {
-		if n := commits() - c0; n > 0 {
-			b.ReportMetric(float64(b.N)/float64(n), "blocks/commit")
+	if stats != nil {
+		c1, s1 := stats()
+		if c1 > c0 {
+			b.ReportMetric(float64(b.N)/float64(c1-c0), "blocks/commit")
+		}
+		if s1 > s0 {
+			b.ReportMetric(float64(b.N)/float64(s1-s0), "appends/sync")
 		}
 	}
 }

@@ -8,6 +8,10 @@
 // bound), runs them all in one transaction and commits once. There is no
 // timer: while one batch syncs the next one gathers, so a lone writer pays
 // one commit and a crowd pays one commit per batch.
+//
+// A write submitted with SubmitUnsynced may share a transaction that is
+// committed without a sync, if every write in it was submitted so: the
+// store decides which of its writes need no sync of their own and why.
 package groupcommit
 
 import (
@@ -27,27 +31,30 @@ import (
 type op[Tx any] struct {
 	ctx  context.Context
 	fn   func(Tx) error
+	sync bool       // the transaction holding it must be synced
 	done chan error // buffered, 1
 }
 
 // Committer batches writes into shared transactions. Its methods are safe
 // for concurrent use.
 type Committer[Tx any] struct {
-	name     string                        // error prefix: the store's package name
-	update   func(func(tx Tx) error) error // one transaction: commits if fn returns nil, else rolls back
+	name     string                                      // error prefix: the store's package name
+	update   func(sync bool, fn func(tx Tx) error) error // one transaction: commits if fn returns nil, else rolls back
 	maxBatch int
 	ops      chan *op[Tx] // to the committer; closed by Close
 	stopped  chan struct{}
 	commits  atomic.Uint64 // transactions run, committed or not
+	synced   atomic.Uint64 // of which run with sync true
 
 	mu     sync.RWMutex // guards closed; held (read) while sending on ops
 	closed bool
 }
 
-// New starts a committer. update runs its argument in one write
-// transaction, committing (and syncing) if it returns nil and rolling back
-// otherwise. Close stops it.
-func New[Tx any](name string, maxBatch int, update func(func(tx Tx) error) error) *Committer[Tx] {
+// New starts a committer. update runs fn in one write transaction,
+// committing if it returns nil and rolling back otherwise; the commit must
+// be synced to stable storage if sync is true, and may be otherwise. Close
+// stops it.
+func New[Tx any](name string, maxBatch int, update func(sync bool, fn func(tx Tx) error) error) *Committer[Tx] {
 	c := &Committer[Tx]{
 		name:     name,
 		update:   update,
@@ -61,6 +68,10 @@ func New[Tx any](name string, maxBatch int, update func(func(tx Tx) error) error
 
 // Commits is the number of transactions the committer has run.
 func (c *Committer[Tx]) Commits() uint64 { return c.commits.Load() }
+
+// Synced is the number of transactions the committer has run with sync
+// true (each a sync to stable storage if it committed).
+func (c *Committer[Tx]) Synced() uint64 { return c.synced.Load() }
 
 // Queued is the number of writes waiting for the committer.
 func (c *Committer[Tx]) Queued() int { return len(c.ops) }
@@ -82,10 +93,22 @@ func (c *Committer[Tx]) Close() {
 // cancelled later returns at once, but the write may still commit (the
 // relay then reports failure for a block that is stored: at-least-once).
 func (c *Committer[Tx]) Submit(ctx context.Context, fn func(tx Tx) error) error {
+	return c.submit(ctx, fn, true)
+}
+
+// SubmitUnsynced is Submit for a write that need not be on stable storage
+// when it returns: its transaction is committed (so the write survives a
+// crash of the process) but synced only if another write in it needs a
+// sync. A later synced commit makes it durable too.
+func (c *Committer[Tx]) SubmitUnsynced(ctx context.Context, fn func(tx Tx) error) error {
+	return c.submit(ctx, fn, false)
+}
+
+func (c *Committer[Tx]) submit(ctx context.Context, fn func(tx Tx) error, sync bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op[Tx]{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	o := &op[Tx]{ctx: ctx, fn: fn, sync: sync, done: make(chan error, 1)}
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
@@ -148,7 +171,14 @@ func (c *Committer[Tx]) commit(batch []*op[Tx]) {
 	c.commits.Add(1)
 	errs := make([]error, len(batch))
 	failed := -1
-	err := c.update(func(tx Tx) error {
+	sync := false
+	for _, o := range batch {
+		sync = sync || o.sync
+	}
+	if sync {
+		c.synced.Add(1)
+	}
+	err := c.update(sync, func(tx Tx) error {
 		for i, o := range batch {
 			if err := o.ctx.Err(); err != nil {
 				errs[i] = err // given up on before it began: write nothing

@@ -19,14 +19,18 @@ type fakeDB struct {
 	committed []string
 	failNext  error         // the next commit fails with this
 	gate      chan struct{} // if set, a transaction waits on it before it runs
+	syncs     []bool        // each transaction's sync argument, in order
 }
 
 type fakeTx struct{ writes []string }
 
-func (db *fakeDB) update(fn func(*fakeTx) error) error {
+func (db *fakeDB) update(sync bool, fn func(*fakeTx) error) error {
 	if db.gate != nil {
 		<-db.gate
 	}
+	db.mu.Lock()
+	db.syncs = append(db.syncs, sync)
+	db.mu.Unlock()
 	tx := &fakeTx{}
 	if err := fn(tx); err != nil {
 		return err // rolled back: tx.writes are dropped
@@ -163,5 +167,54 @@ func TestCloseDrainsThenRefuses(t *testing.T) {
 	}
 	if !slices.Equal(db.committed, []string{"kept"}) {
 		t.Errorf("committed %q, want [kept]", db.committed)
+	}
+}
+
+// TestUnsyncedNeverWeakensASyncedWrite: a transaction is committed without
+// a sync only when every write in it was submitted with SubmitUnsynced; one
+// synced write makes the whole batch synced.
+func TestUnsyncedNeverWeakensASyncedWrite(t *testing.T) {
+	defer leakcheck.Check(t)()
+	for _, c := range []struct {
+		name     string
+		synced   []bool // per write queued behind the held commit: submitted with Submit?
+		wantSync bool
+	}{
+		{"AllUnsynced", []bool{false, false, false}, false},
+		{"OneSynced", []bool{false, true, false}, true},
+		{"AllSynced", []bool{true, true}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := &fakeDB{gate: make(chan struct{})}
+			cm := New("test", 64, db.update)
+			defer cm.Close()
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			wg.Go(func() { _ = cm.Submit(ctx, write("hold")) })
+			for cm.Commits() < 1 {
+				runtime.Gosched()
+			}
+			for i, synced := range c.synced {
+				w := write(string(rune('a' + i)))
+				if synced {
+					wg.Go(func() { _ = cm.Submit(ctx, w) })
+				} else {
+					wg.Go(func() { _ = cm.SubmitUnsynced(ctx, w) })
+				}
+			}
+			for cm.Queued() < len(c.synced) {
+				runtime.Gosched()
+			}
+			close(db.gate)
+			wg.Wait()
+			db.mu.Lock()
+			defer db.mu.Unlock()
+			if want := []bool{true, c.wantSync}; !slices.Equal(db.syncs, want) {
+				t.Errorf("transactions synced %v, want %v", db.syncs, want)
+			}
+			if len(db.committed) != 1+len(c.synced) {
+				t.Errorf("committed %q", db.committed)
+			}
+		})
 	}
 }
