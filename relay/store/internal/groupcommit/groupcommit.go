@@ -7,7 +7,9 @@
 // waiting write, then every write already queued behind it (up to a
 // bound), runs them all in one transaction and commits once. There is no
 // timer: while one batch syncs the next one gathers, so a lone writer pays
-// one commit and a crowd pays one commit per batch.
+// one commit and a crowd pays one commit per batch. Before gathering, the
+// committer yields the processor so that the writers its last commit
+// released can queue their next writes into this batch.
 //
 // A write submitted with SubmitUnsynced may share a transaction that is
 // committed without a sync, if every write in it was submitted so: the
@@ -18,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -139,6 +142,17 @@ func (c *Committer[Tx]) run() {
 		if !ok {
 			return
 		}
+		// Yield before gathering, again while the queue grows (at most
+		// maxYields times): the writers the last commit woke are runnable
+		// but have not run, and each is about to submit its next write.
+		// Without this the batch holds only the writes that queued during
+		// the last commit, and writers split into two half-batches that
+		// alternate, each paying a commit. A yield is no timer: with no
+		// other goroutine runnable it returns at once.
+		for i, n := 0, -1; i < maxYields && len(c.ops) != n; i++ {
+			n = len(c.ops)
+			runtime.Gosched()
+		}
 		batch = append(batch[:0], first)
 	gather:
 		for len(batch) < c.maxBatch {
@@ -156,6 +170,11 @@ func (c *Committer[Tx]) run() {
 		clear(batch)
 	}
 }
+
+// maxYields bounds the committer's yields before it gathers a batch (see
+// run). Measured with 64 writers (storetest.SendAck): one yield took
+// batches from 16 to 23 blocks, up to four to 28.
+const maxYields = 4
 
 // errRolledBack stops a batch's transaction after an op failed in a way
 // that may have left partial writes.
