@@ -12,6 +12,16 @@
 // costs less CPU), and records why this committer rather than bbolt's
 // DB.Batch.
 //
+// Every commit is synced, removals (Ack, Expire) included, unlike
+// sqlitestore, which commits a batch of removals only without a sync: in
+// bbolt a commit without its sync is unsafe for the commits after it, not
+// only for itself. The pages it frees may be reused by the next commit
+// while the meta page that stops referring to them may not be on disk
+// yet, so a power failure in between can leave the last synced meta page
+// pointing at overwritten pages (bbolt's NoSync: "can lead to database
+// corruption"). Each transaction reads and writes each queue's counters
+// once, however many writes it holds (batch.go).
+//
 // Blocks are keyed by recipient ID and big-endian sequence number, so a
 // queue's blocks are contiguous and in order; a second index by received
 // time makes Expire cost what it removes. The layout is described in
@@ -60,7 +70,8 @@ type Options struct {
 // it is safe for concurrent use.
 type Store struct {
 	db *bolt.DB
-	c  *groupcommit.Committer[*bolt.Tx] // every write goes through it
+	c  *groupcommit.Committer[*batch] // every write goes through it
+	b  batch                          // the committer's, reused by each transaction
 
 	mu     sync.RWMutex // guards closed; held (read) while reading db
 	closed bool
@@ -94,8 +105,12 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	// Every commit is synced, removals too: bbolt cannot skip the sync
 	// of one commit safely (see the package doc).
-	update := func(_ bool, fn func(*bolt.Tx) error) error { return db.Update(fn) }
-	return &Store{db: db, c: groupcommit.New("boltstore", opts.MaxBatch, update)}, nil
+	s := &Store{db: db, b: batch{states: map[store.ID]*batchState{}}}
+	update := func(_ bool, fn func(*batch) error) error {
+		return db.Update(func(tx *bolt.Tx) error { return s.b.run(tx, fn) })
+	}
+	s.c = groupcommit.New("boltstore", opts.MaxBatch, update)
+	return s, nil
 }
 
 func initLayout(tx *bolt.Tx) error {
@@ -161,7 +176,8 @@ func (s *Store) CreateQueue(ctx context.Context, q store.Queue) error {
 	if err != nil {
 		return err
 	}
-	return s.c.Submit(ctx, func(tx *bolt.Tx) error {
+	return s.c.Submit(ctx, func(b *batch) error {
+		tx := b.tx
 		if q.RecipientID == q.SenderID {
 			return store.ErrExists
 		}
@@ -177,7 +193,8 @@ func (s *Store) CreateQueue(ctx context.Context, q store.Queue) error {
 		if err := senders.Put(q.SenderID[:], q.RecipientID[:]); err != nil {
 			return err
 		}
-		return tx.Bucket(bucketState).Put(q.RecipientID[:], queueState{next: 1}.encode())
+		b.forget(q.RecipientID)
+		return b.state.Put(q.RecipientID[:], queueState{next: 1}.encode())
 	})
 }
 
@@ -221,7 +238,8 @@ func getQueue(tx *bolt.Tx, id store.ID) (store.Queue, error) {
 // SecureQueue sets the sender key of the queue with this recipient ID.
 func (s *Store) SecureQueue(ctx context.Context, recipient store.ID, senderKey []byte) error {
 	senderKey = cloneOrNil(senderKey)
-	return s.c.Submit(ctx, func(tx *bolt.Tx) error {
+	return s.c.Submit(ctx, func(b *batch) error {
+		tx := b.tx
 		q, err := getQueue(tx, recipient)
 		if err != nil {
 			return err
@@ -237,12 +255,13 @@ func (s *Store) SecureQueue(ctx context.Context, recipient store.ID, senderKey [
 
 // DeleteQueue removes the queue and every block in it.
 func (s *Store) DeleteQueue(ctx context.Context, recipient store.ID) error {
-	return s.c.Submit(ctx, func(tx *bolt.Tx) error {
+	return s.c.Submit(ctx, func(b *batch) error {
+		tx := b.tx
 		q, err := getQueue(tx, recipient)
 		if err != nil {
 			return err
 		}
-		blocks, expiry := tx.Bucket(bucketBlocks), tx.Bucket(bucketExpiry)
+		blocks, expiry := b.blocks, b.expiry
 		// Collect first: deleting under a moving cursor skips keys.
 		var keys, exp [][]byte
 		c := blocks.Cursor()
@@ -265,9 +284,10 @@ func (s *Store) DeleteQueue(ctx context.Context, recipient store.ID) error {
 		if err := tx.Bucket(bucketSenders).Delete(q.SenderID[:]); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketState).Delete(recipient[:]); err != nil {
+		if err := b.state.Delete(recipient[:]); err != nil {
 			return err
 		}
+		b.forget(recipient)
 		return tx.Bucket(bucketQueues).Delete(recipient[:])
 	})
 }
@@ -297,24 +317,25 @@ func (s *Store) Append(ctx context.Context, recipient store.ID, data []byte, rec
 	recv := sortableTime(received)
 	val := blockValue(recv, data)
 	var seq uint64
-	err := s.c.Submit(ctx, func(tx *bolt.Tx) error {
-		st, err := getState(tx, recipient)
+	err := s.c.Submit(ctx, func(b *batch) error {
+		st, err := b.queue(recipient)
 		if err != nil {
 			return err
 		}
 		if max < 1 || st.count >= uint64(max) {
 			return store.ErrQueueFull
 		}
+		if err := b.blocks.Put(blockKey(recipient, st.next), val); err != nil {
+			return err
+		}
+		if err := b.expiry.Put(expiryKeyOf(recv, recipient, st.next), nil); err != nil {
+			return err
+		}
 		seq = st.next
-		if err := tx.Bucket(bucketBlocks).Put(blockKey(recipient, seq), val); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketExpiry).Put(expiryKeyOf(recv, recipient, seq), nil); err != nil {
-			return err
-		}
 		st.next++
 		st.count++
-		return tx.Bucket(bucketState).Put(recipient[:], st.encode())
+		st.dirty = true
+		return nil
 	})
 	if err != nil {
 		return 0, err
@@ -389,39 +410,7 @@ func (s *Store) Blocks(ctx context.Context, recipient store.ID, from uint64, max
 // Ack removes the block with this sequence number and returns once that is
 // durable; store.ErrNoBlock if it is not there.
 func (s *Store) Ack(ctx context.Context, recipient store.ID, seq uint64) error {
-	return s.c.Submit(ctx, func(tx *bolt.Tx) error {
-		st, err := getState(tx, recipient)
-		if err != nil {
-			return err
-		}
-		return removeBlock(tx, recipient, seq, &st)
-	})
-}
-
-// removeBlock deletes one block, its expiry entry and its count, or
-// returns store.ErrNoBlock having written nothing.
-func removeBlock(tx *bolt.Tx, recipient store.ID, seq uint64, st *queueState) error {
-	blocks := tx.Bucket(bucketBlocks)
-	k := blockKey(recipient, seq)
-	v := blocks.Get(k)
-	if v == nil {
-		return store.ErrNoBlock
-	}
-	received, _, err := splitBlockValue(v)
-	if err != nil {
-		return err
-	}
-	if st.count == 0 {
-		return errBadRecord
-	}
-	if err := blocks.Delete(k); err != nil {
-		return err
-	}
-	if err := tx.Bucket(bucketExpiry).Delete(expiryKeyOf(received, recipient, seq)); err != nil {
-		return err
-	}
-	st.count--
-	return tx.Bucket(bucketState).Put(recipient[:], st.encode())
+	return s.c.Submit(ctx, func(b *batch) error { return b.removeBlock(recipient, seq) })
 }
 
 // Expire removes every block received before cutoff and returns how many.
@@ -432,10 +421,10 @@ func (s *Store) Expire(ctx context.Context, cutoff time.Time) (int, error) {
 	total := 0
 	for {
 		var n int
-		err := s.c.Submit(ctx, func(tx *bolt.Tx) error {
+		err := s.c.Submit(ctx, func(b *batch) error {
 			n = 0
 			var keys [][]byte
-			c := tx.Bucket(bucketExpiry).Cursor()
+			c := b.expiry.Cursor()
 			for k, _ := c.First(); k != nil && len(keys) < expireChunk; k, _ = c.Next() {
 				if len(k) != expiryKey {
 					return errBadRecord
@@ -447,12 +436,11 @@ func (s *Store) Expire(ctx context.Context, cutoff time.Time) (int, error) {
 			}
 			for _, k := range keys {
 				recipient := store.ID(k[timeSize : timeSize+store.IDSize])
-				st, err := getState(tx, recipient)
-				if err != nil {
-					return fmt.Errorf("%w: expiry entry for a missing queue", errBadRecord)
-				}
-				if err := removeBlock(tx, recipient, seqOf(k[timeSize:]), &st); err != nil {
-					if errors.Is(err, store.ErrNoBlock) {
+				if err := b.removeBlock(recipient, seqOf(k[timeSize:])); err != nil {
+					switch {
+					case errors.Is(err, store.ErrNotFound):
+						err = fmt.Errorf("%w: expiry entry for a missing queue", errBadRecord)
+					case errors.Is(err, store.ErrNoBlock):
 						err = fmt.Errorf("%w: expiry entry for a missing block", errBadRecord)
 					}
 					return err

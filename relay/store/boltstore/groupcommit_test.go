@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/parley-messenger/parley/internal/leakcheck"
 	"github.com/parley-messenger/parley/relay/store/storetest"
 )
@@ -22,7 +20,7 @@ func TestGroupCommit(t *testing.T) {
 	defer s.Close()
 	storetest.GroupCommit(t, s, storetest.Committer{
 		Hold: func(ctx context.Context, release <-chan struct{}) error {
-			return s.c.Submit(ctx, func(*bolt.Tx) error { <-release; return nil })
+			return s.c.Submit(ctx, func(*batch) error { <-release; return nil })
 		},
 		Commits: s.c.Commits,
 		Queued:  s.c.Queued,
