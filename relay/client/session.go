@@ -71,8 +71,8 @@ const (
 	roleSender    byte = 2
 )
 
-// writeTimeout bounds one frame write; handshakeTimeout the connection
-// setup up to the relay's hello.
+// writeTimeout bounds one write system call; handshakeTimeout the
+// connection setup up to the relay's hello.
 const (
 	writeTimeout     = 10 * time.Second
 	handshakeTimeout = 15 * time.Second
@@ -121,7 +121,7 @@ type session struct {
 	readerWG  sync.WaitGroup
 	failOnce  sync.Once
 	blockSize int
-	batch     batcher // nil: writes pass straight through
+	batch     batcher
 
 	// waiting counts roundTrips queued for wmu. A writer that leaves
 	// others waiting leaves its frame held in batch for the last of them
@@ -340,18 +340,16 @@ func (s *session) roundTrip(ctx context.Context, r request) (wire.Command, error
 	}
 }
 
-// write encodes r's frame in s.wbuf, registers ch for its
-// response and writes the frame. Under a batcher, a writer that others
-// are waiting behind leaves the flush to the last of them (see waiting).
+// write encodes r's frame in s.wbuf, registers ch for its response and
+// writes the frame into the batcher. A writer that others are waiting
+// behind leaves the flush to the last of them (see waiting).
 func (s *session) write(r *request, ch chan wire.Command) (uint64, error) {
 	s.waiting.Add(1)
 	s.wmu.Lock()
 	s.waiting.Add(-1)
-	if s.batch != nil {
-		s.batch.hold()
-	}
+	s.batch.hold()
 	corr, err := s.writeLocked(r, ch)
-	if s.batch != nil && s.waiting.Load() == 0 {
+	if s.waiting.Load() == 0 {
 		if rerr := s.batch.release(); err == nil && rerr != nil {
 			s.unpend(corr)
 			err = fmt.Errorf("%w: %w", ErrDisconnected, rerr)
@@ -387,20 +385,11 @@ func (s *session) writeLocked(r *request, ch chan wire.Command) (uint64, error) 
 	s.pmu.Lock()
 	s.pending[corr] = ch
 	s.pmu.Unlock()
-	if s.batch != nil {
-		// The frame goes into the batcher's buffer; the system call
-		// happens at release, bounded by the batcher's write timeout;
-		// a session that fails closes the connection (fail).
-		err = s.ws.Write(context.Background(), websocket.MessageBinary, frame)
-	} else {
-		// The write is bounded by the session, not the caller: a
-		// caller giving up must not tear the connection down
-		// mid-frame.
-		wctx, cancel := context.WithTimeout(s.ctx, writeTimeout)
-		err = s.ws.Write(wctx, websocket.MessageBinary, frame)
-		cancel()
-	}
-	if err != nil {
+	// The frame goes into the batcher's buffer; the system call happens
+	// at release, bounded by the batcher's write timeout (not by the
+	// caller's context: a caller giving up must not tear the connection
+	// down mid-frame), and a session that fails closes the connection.
+	if err := s.ws.Write(context.Background(), websocket.MessageBinary, frame); err != nil {
 		s.unpend(corr)
 		return 0, fmt.Errorf("%w: %w", ErrDisconnected, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -21,7 +22,7 @@ import (
 // connect opens TLS 1.3 pinned to the relay's fingerprint and upgrades to
 // WebSocket; it returns the connection, the TLS exporter value that
 // command authenticators are bound to, and the batcher under the TLS
-// connection (nil if it cannot be told apart).
+// connection.
 func (c *Client) connect(ctx context.Context) (*websocket.Conn, []byte, batcher, error) {
 	tlsConf := &tls.Config{
 		MinVersion: tls.VersionTLS13,
@@ -78,12 +79,17 @@ func (c *Client) connect(ctx context.Context) (*websocket.Conn, []byte, batcher,
 		ws.CloseNow()
 		return nil, nil, nil, err
 	}
-	var b batcher
 	dialMu.Lock()
-	if len(dialed) == 1 {
+	n := len(dialed)
+	var b *batchConn
+	if n == 1 {
 		b = dialed[0]
 	}
 	dialMu.Unlock()
+	if b == nil {
+		ws.CloseNow()
+		return nil, nil, nil, fmt.Errorf("%d connections dialed for one upgrade", n)
+	}
 	return ws, exporter, b, nil
 }
 
