@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
@@ -178,10 +179,13 @@ func (c *conn) send(f *wire.Frame, cmd *wire.Command) bool {
 	case <-c.ctx.Done():
 		return false
 	}
-	corr, entity := f.CorrID, f.EntityID // data is not reused after this frame
+	// The frame's buffer is reused once this returns: copy out what the
+	// append needs, the payload into a slice of its own size (a store may
+	// keep it, as memstore does).
+	corr, payload := f.CorrID, bytes.Clone(payload)
 	c.appends.Go(func() {
 		defer func() { <-c.appendSem }()
-		c.store(corr, entity, q.RecipientID, payload)
+		c.store(corr, id[:], q.RecipientID, payload)
 	})
 	return true
 }
@@ -224,10 +228,12 @@ func (c *conn) ack(f *wire.Frame, cmd *wire.Command, q *store.Queue) bool {
 	case <-c.ctx.Done():
 		return false
 	}
-	corr, entity, recipient, seq := f.CorrID, f.EntityID, q.RecipientID, cmd.Seq
+	// The frame's buffer is reused once this returns: the entity is
+	// the recipient ID, copied.
+	corr, recipient, seq := f.CorrID, q.RecipientID, cmd.Seq
 	c.appends.Go(func() {
 		defer func() { <-c.appendSem }()
-		f := &wire.Frame{CorrID: corr, EntityID: entity}
+		f := &wire.Frame{CorrID: corr, EntityID: recipient[:]}
 		err := c.s.store.Ack(c.ctx, recipient, seq)
 		// The block is no longer in flight either way.
 		c.s.acked(recipient, seq)
@@ -250,7 +256,7 @@ func (c *conn) get(f *wire.Frame, q *store.Queue) bool {
 	if err != nil {
 		return c.fail(f, wire.CodeInternal)
 	}
-	frame, err := c.s.deliveryFrame(aead, q.RecipientID, f.CorrID, blk.Seq, blk.Data)
+	frame, err := c.s.deliveryFrame(nil, aead, q.RecipientID, f.CorrID, blk.Seq, blk.Data)
 	if err != nil {
 		return c.fail(f, wire.CodeInternal)
 	}

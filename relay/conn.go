@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -31,6 +32,16 @@ type conn struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 
+	// Watchdogs, instead of a context with a timer per read and per
+	// write (coder/websocket arms a context.AfterFunc for every read and
+	// write whose context can be cancelled): one timer each per
+	// connection, and an atomic clock reading per message.
+	start      time.Time    // the connection's clock starts here
+	lastRead   atomic.Int64 // when the last message was read, since start
+	writeBegan atomic.Int64 // when the frame being written was begun, since start; 0 if none
+	idle       *time.Timer  // idleCheck: IdleTimeout without a message closes
+	wdog       *time.Timer  // writeCheck: a write longer than WriteTimeout closes
+
 	// reader-owned
 	lastCorr  uint64 // highest corr_id of an authenticated command
 	authCache map[authCacheKey]authEntry
@@ -38,7 +49,7 @@ type conn struct {
 	lastFill  time.Time
 
 	outMu    sync.Mutex // guards out, outBytes and drained
-	out      [][]byte
+	out      []outFrame
 	outBytes int           // queued plus being written
 	outReady chan struct{} // cap 1: out has frames
 	drained  chan struct{} // closed (and replaced) when the writer finishes a batch
@@ -50,6 +61,14 @@ type conn struct {
 
 	subMu sync.Mutex // guards subs
 	subs  map[store.ID]*subscription
+}
+
+// outFrame is a frame queued for the writer. buf, when set, is the pooled
+// buffer holding it (Server.frameBuf), returned to the pool once the frame
+// is written.
+type outFrame struct {
+	b   []byte
+	buf *[]byte
 }
 
 type authCacheKey struct {
@@ -73,6 +92,7 @@ func newConn(s *Server, ws *websocket.Conn, exporter []byte) *conn {
 		authCache: make(map[authCacheKey]authEntry),
 		tokens:    float64(2 * s.limits.CommandsPerSecond),
 		lastFill:  time.Now(),
+		start:     time.Now(),
 		outReady:  make(chan struct{}, 1),
 		drained:   make(chan struct{}),
 		appendSem: make(chan struct{}, maxConcurrentSends),
@@ -85,16 +105,34 @@ func newConn(s *Server, ws *websocket.Conn, exporter []byte) *conn {
 func (c *conn) run(ctx context.Context) {
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	defer c.cancel()
-	c.ws.SetReadLimit(int64(c.s.limits.BlockSize + wire.FrameOverhead + 1024))
+	c.ws.SetReadLimit(int64(readLimit(c.s.limits.BlockSize)))
+
+	// Reads and writes get a context that is never done, so that the
+	// WebSocket library sets up no timer for each of them; the
+	// connection's end (c.cancel, from any goroutine), the idle timeout
+	// and the write timeout close the WebSocket instead, which ends a
+	// blocked read or write.
+	closed := make(chan struct{})
+	context.AfterFunc(c.ctx, func() {
+		defer close(closed)
+		c.ws.CloseNow()
+	})
+	c.idle = time.AfterFunc(c.s.limits.IdleTimeout, c.idleCheck)
+	c.wdog = time.AfterFunc(c.s.limits.WriteTimeout, c.writeCheck)
+	c.wdog.Stop()
 
 	var wg sync.WaitGroup
 	wg.Go(c.writer)
 	defer func() {
+		c.idle.Stop()
+		c.wdog.Stop()
 		c.cancel()
+		<-closed // the AfterFunc above has closed the WebSocket
 		c.appends.Wait()
 		wg.Wait()
 		c.dropSubscriptions()
 	}()
+	rctx := context.WithoutCancel(c.ctx)
 
 	hello := &wire.Command{Type: wire.TypeHello, MinVersion: wire.Version, MaxVersion: wire.Version, BlockSize: uint32(c.s.limits.BlockSize)}
 	if !c.respond(responseFrame(0, nil, hello)) {
@@ -102,22 +140,67 @@ func (c *conn) run(ctx context.Context) {
 		return
 	}
 	for {
-		rctx, cancel := context.WithTimeout(c.ctx, c.s.limits.IdleTimeout)
-		typ, data, err := wire.ReadMessage(rctx, c.ws, c.s.limits.BlockSize+wire.FrameOverhead)
-		cancel()
+		typ, r, err := c.ws.Reader(rctx)
 		if err != nil {
-			// Read closes the connection when its context ends.
+			c.ws.CloseNow()
+			return
+		}
+		// A frame buffer is taken only once a message has begun to
+		// arrive, so an idle connection holds none; it goes back to the
+		// pool once the frame has been handled (serveFrame copies out
+		// whatever outlives it).
+		buf := c.s.frameBuf()
+		data, err := wire.ReadAppend(r, (*buf)[:0], c.s.frameBufSize)
+		c.lastRead.Store(int64(time.Since(c.start)))
+		if err != nil {
+			c.s.framePool.Put(buf)
 			c.ws.CloseNow()
 			return
 		}
 		if typ != websocket.MessageBinary {
+			c.s.framePool.Put(buf)
 			c.fatal(0, wire.CodeMalformed)
 			return
 		}
-		if !c.serveFrame(data) {
+		ok := c.serveFrame(data)
+		c.s.framePool.Put(buf)
+		if !ok {
 			return
 		}
 	}
+}
+
+// idleCheck runs when the idle timer fires: if no message was read for
+// IdleTimeout the connection ends, else the timer is set for the rest.
+func (c *conn) idleCheck() {
+	silent := time.Since(c.start) - time.Duration(c.lastRead.Load())
+	if rest := c.s.limits.IdleTimeout - silent; rest > 0 {
+		c.idle.Reset(rest)
+		return
+	}
+	c.cancel()
+}
+
+// writeCheck runs when the write watchdog fires: if the frame being
+// written was begun WriteTimeout ago or more the connection ends, else
+// the watchdog is set for the rest. The writer sets it at the start of a
+// batch and stops it at the end.
+func (c *conn) writeCheck() {
+	began := c.writeBegan.Load()
+	if began == 0 {
+		return // between batches
+	}
+	elapsed := time.Since(c.start) - time.Duration(began)
+	if rest := c.s.limits.WriteTimeout - elapsed; rest > 0 {
+		c.wdog.Reset(rest)
+		return
+	}
+	c.cancel()
+}
+
+// sinceStart is the connection's clock, never 0 (0 means "no write").
+func (c *conn) sinceStart() int64 {
+	return max(1, int64(time.Since(c.start)))
 }
 
 // fatal tells the client why and closes only this connection.
@@ -135,6 +218,7 @@ func (c *conn) fatal(corr uint64, code wire.Code) {
 // writer sends queued frames, each within WriteTimeout; a failed or slow
 // write ends the connection.
 func (c *conn) writer() {
+	wctx := context.WithoutCancel(c.ctx) // see run
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -146,16 +230,21 @@ func (c *conn) writer() {
 		c.out = nil
 		c.outMu.Unlock()
 		n := 0
+		c.wdog.Reset(c.s.limits.WriteTimeout)
 		for _, f := range batch {
-			wctx, cancel := context.WithTimeout(c.ctx, c.s.limits.WriteTimeout)
-			err := c.ws.Write(wctx, websocket.MessageBinary, f)
-			cancel()
+			c.writeBegan.Store(c.sinceStart())
+			err := c.ws.Write(wctx, websocket.MessageBinary, f.b)
 			if err != nil {
 				c.cancel()
 				return
 			}
-			n += len(f)
+			n += len(f.b)
+			if f.buf != nil {
+				c.s.framePool.Put(f.buf)
+			}
 		}
+		c.writeBegan.Store(0)
+		c.wdog.Stop()
 		c.outMu.Lock()
 		c.outBytes -= n
 		close(c.drained)
@@ -171,7 +260,7 @@ func (c *conn) respond(frame []byte) bool {
 	for {
 		c.outMu.Lock()
 		if c.outBytes < c.s.limits.SendBuffer/2 {
-			c.enqueueLocked(frame)
+			c.enqueueLocked(outFrame{b: frame})
 			c.outMu.Unlock()
 			return true
 		}
@@ -188,20 +277,20 @@ func (c *conn) respond(frame []byte) bool {
 // push queues a notification from any goroutine without waiting. If the
 // send buffer is full the subscriber is too slow: the connection is
 // closed, and its blocks stay stored for its next subscription.
-func (c *conn) push(frame []byte) bool {
+func (c *conn) push(f outFrame) bool {
 	c.outMu.Lock()
 	defer c.outMu.Unlock()
-	if c.outBytes+len(frame) > c.s.limits.SendBuffer {
+	if c.outBytes+len(f.b) > c.s.limits.SendBuffer {
 		c.cancel()
 		return false
 	}
-	c.enqueueLocked(frame)
+	c.enqueueLocked(f)
 	return true
 }
 
-func (c *conn) enqueueLocked(frame []byte) {
-	c.out = append(c.out, frame)
-	c.outBytes += len(frame)
+func (c *conn) enqueueLocked(f outFrame) {
+	c.out = append(c.out, f)
+	c.outBytes += len(f.b)
 	select {
 	case c.outReady <- struct{}{}:
 	default:

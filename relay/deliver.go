@@ -81,7 +81,7 @@ func (s *Server) subscribe(c *conn, id store.ID, aead cipher.AEAD) {
 	if old != nil {
 		if oc := old.end(); oc != nil && oc != c {
 			oc.removeSub(id, old)
-			oc.push(responseFrame(0, id[:], &wire.Command{Type: wire.TypeEnd}))
+			oc.push(outFrame{b: responseFrame(0, id[:], &wire.Command{Type: wire.TypeEnd})})
 		}
 	}
 	s.kick(sub)
@@ -118,7 +118,7 @@ func (s *Server) endSubscription(id store.ID) {
 	}
 	if c := sub.end(); c != nil {
 		c.removeSub(id, sub)
-		c.push(responseFrame(0, id[:], &wire.Command{Type: wire.TypeEnd}))
+		c.push(outFrame{b: responseFrame(0, id[:], &wire.Command{Type: wire.TypeEnd})})
 	}
 }
 
@@ -238,14 +238,17 @@ func (s *Server) acked(id store.ID, seq uint64) {
 // delivery, so no two deliveries share bytes with each other or with the
 // block as sent) and queues it. sub.mu is held.
 func (s *Server) pushLocked(sub *subscription, seq uint64, data []byte) {
-	frame, err := s.deliveryFrame(sub.aead, sub.id, 0, seq, data)
+	buf := s.frameBuf()
+	frame, err := s.deliveryFrame((*buf)[:0], sub.aead, sub.id, 0, seq, data)
 	if err != nil {
 		// deliveryFrame fails only on a bug: every stored value fits.
 		panic("relay: marshalling a delivery: " + err.Error())
 	}
-	if sub.conn.push(frame) {
+	if sub.conn.push(outFrame{b: frame, buf: buf}) {
 		sub.inflight[seq] = struct{}{}
 		s.metrics.delivered.Add(1)
+	} else {
+		s.framePool.Put(buf)
 	}
 }
 
@@ -256,12 +259,14 @@ func (s *Server) pushLocked(sub *subscription, seq uint64, data []byte) {
 // delivery layer"). A value longer than the payload can be is a padded
 // block stored by an earlier version of the relay, which stored blocks
 // padded: it is sealed as it is.
-func (s *Server) deliveryFrame(aead cipher.AEAD, id store.ID, corr uint64, seq uint64, data []byte) ([]byte, error) {
+//
+// The frame is appended to dst (a pooled buffer, or nil).
+func (s *Server) deliveryFrame(dst []byte, aead cipher.AEAD, id store.ID, corr uint64, seq uint64, data []byte) ([]byte, error) {
 	if len(data) > s.limits.BlockSize-wire.PadHeaderSize {
 		if corr == 0 {
 			return wire.MarshalDelivery(aead, id[:], seq, id[:], data)
 		}
 		return wire.MarshalFrame(corr, id[:], nil, &wire.Command{Type: wire.TypeBlock, Seq: seq, Block: wire.Seal(aead, id[:], data)})
 	}
-	return wire.AppendDelivery(nil, aead, corr, id[:], seq, id[:], data, s.limits.BlockSize)
+	return wire.AppendDelivery(dst, aead, corr, id[:], seq, id[:], data, s.limits.BlockSize)
 }

@@ -329,7 +329,7 @@ func TestSlowSubscriberCutOff(t *testing.T) {
 	frame := make([]byte, s.limits.BlockSize+wire.SealedOverhead+wire.FrameOverhead)
 	want := s.limits.SendBuffer / len(frame)
 	n := 0
-	for c.push(frame) {
+	for c.push(outFrame{b: frame}) {
 		n++
 		if n > want {
 			t.Fatalf("%d frames queued past a %d-byte send buffer", n, s.limits.SendBuffer)

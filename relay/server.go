@@ -124,6 +124,21 @@ type Server struct {
 
 	subMu sync.Mutex // guards subs
 	subs  map[store.ID]*subscription
+
+	// framePool holds *[]byte buffers of frameBufSize bytes' capacity,
+	// enough for the largest frame a client may send and for a delivery:
+	// reads and deliveries reuse them instead of allocating 16 KiB each.
+	framePool    sync.Pool
+	frameBufSize int
+}
+
+// frameBuf takes a frame buffer from the pool.
+func (s *Server) frameBuf() *[]byte {
+	if b, ok := s.framePool.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, s.frameBufSize)
+	return &b
 }
 
 // NewServer returns a relay server for cfg.
@@ -164,6 +179,10 @@ func NewServer(cfg Config) (*Server, error) {
 			NextProtos:   []string{"http/1.1"},
 		},
 		subs: make(map[store.ID]*subscription),
+		// Room for the read limit (conn.run) and one byte more, so
+		// that reading a frame of the largest size reaches EOF without
+		// growing the buffer; a delivery is smaller.
+		frameBufSize: max(readLimit(l.BlockSize)+1, wire.DeliveryFrameSize(wire.IDSize, l.BlockSize)),
 	}, nil
 }
 
@@ -291,6 +310,12 @@ func refuse(ctx context.Context, ws *websocket.Conn, timeout time.Duration) {
 		return
 	}
 	ws.CloseNow()
+}
+
+// readLimit is the largest WebSocket message a client may send: a send
+// frame carrying a full block, with room to spare.
+func readLimit(blockSize int) int {
+	return blockSize + wire.FrameOverhead + 1024
 }
 
 // errorFrame encodes an error response.

@@ -16,20 +16,33 @@ func ReadMessage(ctx context.Context, ws *websocket.Conn, sizeHint int) (websock
 	if err != nil {
 		return 0, nil, err
 	}
-	buf := make([]byte, 0, 512)
+	buf, err := ReadAppend(r, make([]byte, 0, 512), sizeHint)
+	if err != nil {
+		return 0, nil, err
+	}
+	return typ, buf, nil
+}
+
+// ReadAppend reads r to its end, appending to buf, and returns the
+// extended slice. When buf fills it grows to at least sizeHint bytes of
+// capacity at once (then doubling), so a caller that hands back the same
+// buffer, sized for the largest frame, reads every message without an
+// allocation. The bytes returned alias buf's array when it was large
+// enough.
+func ReadAppend(r io.Reader, buf []byte, sizeHint int) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), max(sizeHint, 2*cap(buf)))
+			grown := make([]byte, len(buf), max(sizeHint, 2*cap(buf), 512))
 			copy(grown, buf)
 			buf = grown
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
-			return typ, buf, nil
+			return buf, nil
 		}
 		if err != nil {
-			return 0, nil, err
+			return buf, err
 		}
 	}
 }
