@@ -14,6 +14,7 @@ import (
 	"slices"
 
 	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/crypto/cryptobyte"
 )
 
 // Labels, spelled as docs/PROTOCOL.md "Relay protocol: authentication"
@@ -64,16 +65,63 @@ func AuthKey(own *ecdh.PrivateKey, peer *ecdh.PublicKey, exporter []byte) ([MACS
 	return out, nil
 }
 
-// Authenticate returns HMAC-SHA256(key, signed) (RFC 2104).
+// Authenticate returns the authenticator of an encoded SignedFrame:
+// HMAC-SHA256 (RFC 2104) over it, with the zeros of a send's PaddedBlock
+// left out (see AuthenticateFrame). It is AuthenticateFrame for a frame
+// already encoded; bytes that are not a SignedFrame are covered whole.
 func Authenticate(key *[MACSize]byte, signed []byte) []byte {
-	m := hmac.New(sha256.New, key[:])
-	m.Write(signed)
-	return m.Sum(nil)
+	s := cryptobyte.String(signed)
+	var version uint8
+	var corr uint64
+	var entity, cmd cryptobyte.String
+	if !s.ReadUint8(&version) || !s.ReadUint64(&corr) || !s.ReadUint8LengthPrefixed(&entity) ||
+		!s.ReadUint24LengthPrefixed(&cmd) || !s.Empty() {
+		m := hmac.New(sha256.New, key[:])
+		m.Write(signed)
+		return m.Sum(nil)
+	}
+	return AuthenticateFrame(key, &Frame{Version: version, CorrID: corr, EntityID: entity, Command: cmd})
 }
 
-// AuthenticateFrame returns HMAC-SHA256(key, f.Signed()), streaming the
-// SignedFrame encoding into the MAC rather than building it, so a 16 KiB
-// block is not copied to be authenticated.
+// sendCovered splits a send command whose block is laid out as a
+// PaddedBlock into the part the authenticator covers (type, block length,
+// length and payload) and the padding it leaves out:
+//
+//	struct {
+//	    CommandType type;                /* send */
+//	    uint24 block_length;             /* = block_size */
+//	    uint32 length;                   /* <= block_size - 4 */
+//	    opaque payload[length];
+//	} CoveredSend;                       /* then zeros[block_size - 4 - length] */
+//
+// ok is false for any other command, and for a send whose lengths do not
+// describe its bytes; such a command is covered whole.
+func sendCovered(cmd []byte) (covered, padding []byte, ok bool) {
+	const head = 1 + 3 + PadHeaderSize
+	if len(cmd) < head || Type(cmd[0]) != TypeSend {
+		return nil, nil, false
+	}
+	blockLen := int(cmd[1])<<16 | int(cmd[2])<<8 | int(cmd[3])
+	if blockLen != len(cmd)-4 {
+		return nil, nil, false
+	}
+	n := binary.BigEndian.Uint32(cmd[4:head])
+	if uint64(n) > uint64(blockLen-PadHeaderSize) {
+		return nil, nil, false
+	}
+	return cmd[:head+int(n)], cmd[head+int(n):], true
+}
+
+// AuthenticateFrame returns a frame's authenticator: HMAC-SHA256 keyed by
+// the command-authentication key (AuthKey) over its SignedFrame encoding,
+// streamed into the MAC rather than built, except that for a send whose
+// block is a PaddedBlock the zeros of the padding are left out (the MAC
+// covers CoveredSend, see sendCovered). The zeros are not free: VerifyFrame
+// accepts a send only if every one of them is zero, and their number is
+// fixed by the lengths the MAC does cover, so the authenticator still binds
+// every byte of the frame (docs/PROTOCOL.md "Relay protocol:
+// authentication" has the argument). It spares hashing up to a whole
+// block of zeros per send, at the client and at the relay.
 func AuthenticateFrame(key *[MACSize]byte, f *Frame) []byte {
 	m := hmac.New(sha256.New, key[:])
 	var hdr [1 + 8 + 1]byte
@@ -84,22 +132,55 @@ func AuthenticateFrame(key *[MACSize]byte, f *Frame) []byte {
 	m.Write(f.EntityID)
 	n := len(f.Command)
 	m.Write([]byte{byte(n >> 16), byte(n >> 8), byte(n)})
-	m.Write(f.Command)
+	if covered, _, ok := sendCovered(f.Command); ok {
+		m.Write(covered)
+	} else {
+		m.Write(f.Command)
+	}
 	return m.Sum(nil)
 }
 
-// VerifyFrame checks a frame's authenticator in constant time.
+// VerifyFrame checks a frame's authenticator in constant time. A send
+// whose padding holds a non-zero byte does not verify, whatever its
+// authenticator: the authenticator does not cover the padding, so the
+// padding must be what it implies, all zero.
 func VerifyFrame(key *[MACSize]byte, f *Frame) bool {
 	if len(f.Authenticator) != MACSize || len(f.EntityID) > 255 || len(f.Command) >= 1<<24 {
+		return false
+	}
+	if _, padding, ok := sendCovered(f.Command); ok && !allZero(padding) {
 		return false
 	}
 	return subtle.ConstantTimeCompare(AuthenticateFrame(key, f), f.Authenticator) == 1
 }
 
-// Verify checks an authenticator in constant time.
+// allZero reports whether b holds only zero bytes, eight at a time.
+func allZero(b []byte) bool {
+	var acc uint64
+	for ; len(b) >= 8; b = b[8:] {
+		acc |= binary.LittleEndian.Uint64(b)
+	}
+	for _, x := range b {
+		acc |= uint64(x)
+	}
+	return acc == 0
+}
+
+// Verify checks an authenticator of an encoded SignedFrame in constant
+// time, as VerifyFrame does.
 func Verify(key *[MACSize]byte, signed, authenticator []byte) bool {
 	if len(authenticator) != MACSize {
 		return false
+	}
+	s := cryptobyte.String(signed)
+	var skip uint8
+	var skip64 uint64
+	var entity, cmd cryptobyte.String
+	if s.ReadUint8(&skip) && s.ReadUint64(&skip64) && s.ReadUint8LengthPrefixed(&entity) &&
+		s.ReadUint24LengthPrefixed(&cmd) && s.Empty() {
+		if _, padding, ok := sendCovered(cmd); ok && !allZero(padding) {
+			return false
+		}
 	}
 	return subtle.ConstantTimeCompare(Authenticate(key, signed), authenticator) == 1
 }
