@@ -20,6 +20,9 @@ type batch struct {
 	tx                    *bolt.Tx
 	blocks, expiry, state *bolt.Bucket
 	states                map[store.ID]*batchState
+	// evict lists the queues whose records the transaction changed: their
+	// cached copies are dropped once it ends, committed or not.
+	evict []store.ID
 }
 
 type batchState struct {
@@ -32,6 +35,7 @@ func (b *batch) run(tx *bolt.Tx, fn func(*batch) error) error {
 	b.tx = tx
 	b.blocks, b.expiry, b.state = tx.Bucket(bucketBlocks), tx.Bucket(bucketExpiry), tx.Bucket(bucketState)
 	clear(b.states)
+	b.evict = b.evict[:0]
 	defer func() { b.tx, b.blocks, b.expiry, b.state = nil, nil, nil, nil }()
 	if err := fn(b); err != nil {
 		return err

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -23,5 +24,33 @@ func BenchmarkSendAck(b *testing.B) {
 				storetest.SendAck(b, s, size, 64, s.CommitStats)
 			})
 		}
+	}
+}
+
+// BenchmarkQueueBySender is the lookup the relay makes for every send,
+// from the cache and (CacheQueues < 0) from a read transaction.
+func BenchmarkQueueBySender(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		cache int
+	}{{"cached", 0}, {"uncached", -1}} {
+		b.Run(c.name, func(b *testing.B) {
+			s, err := Open(filepath.Join(b.TempDir(), "relay.db"), Options{CacheQueues: c.cache})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			q := storetest.NewQueue(b)
+			if err := s.CreateQueue(ctx, q); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.QueueBySender(ctx, q.SenderID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -20,7 +20,9 @@
 // yet, so a power failure in between can leave the last synced meta page
 // pointing at overwritten pages (bbolt's NoSync: "can lead to database
 // corruption"). Each transaction reads and writes each queue's counters
-// once, however many writes it holds (batch.go).
+// once, however many writes it holds (batch.go). Lookups of queue records
+// are answered from a bounded cache (relay/store/internal/queuecache),
+// since the relay looks a queue up on every command.
 //
 // Blocks are keyed by recipient ID and big-endian sequence number, so a
 // queue's blocks are contiguous and in order; a second index by received
@@ -40,11 +42,14 @@ import (
 
 	"github.com/parley-messenger/parley/relay/store"
 	"github.com/parley-messenger/parley/relay/store/internal/groupcommit"
+	"github.com/parley-messenger/parley/relay/store/internal/queuecache"
 )
 
 // Defaults for Options.
 const (
-	DefaultMaxBatch    = 1024
+	DefaultMaxBatch = 1024
+	// DefaultCacheQueues is the default bound on cached queue records.
+	DefaultCacheQueues = 4096
 	DefaultLockTimeout = 5 * time.Second
 	// expireChunk bounds the blocks one Expire transaction removes, so that
 	// expiring a large backlog does not stall appends behind one huge
@@ -64,14 +69,18 @@ type Options struct {
 	// LockTimeout bounds the wait for the file lock held by another
 	// process using the same file. Zero means DefaultLockTimeout.
 	LockTimeout time.Duration
+	// CacheQueues bounds the queue records kept in memory for lookups.
+	// Zero means DefaultCacheQueues; negative turns the cache off.
+	CacheQueues int
 }
 
 // Store is a durable store.Store in one bbolt file. Open it with Open;
 // it is safe for concurrent use.
 type Store struct {
-	db *bolt.DB
-	c  *groupcommit.Committer[*batch] // every write goes through it
-	b  batch                          // the committer's, reused by each transaction
+	db    *bolt.DB
+	c     *groupcommit.Committer[*batch] // every write goes through it
+	b     batch                          // the committer's, reused by each transaction
+	cache *queuecache.Cache
 
 	mu     sync.RWMutex // guards closed; held (read) while reading db
 	closed bool
@@ -105,9 +114,16 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	// Every commit is synced, removals too: bbolt cannot skip the sync
 	// of one commit safely (see the package doc).
-	s := &Store{db: db, b: batch{states: map[store.ID]*batchState{}}}
+	if opts.CacheQueues == 0 {
+		opts.CacheQueues = DefaultCacheQueues
+	}
+	s := &Store{db: db, b: batch{states: map[store.ID]*batchState{}}, cache: queuecache.New(opts.CacheQueues)}
 	update := func(_ bool, fn func(*batch) error) error {
-		return db.Update(func(tx *bolt.Tx) error { return s.b.run(tx, fn) })
+		err := db.Update(func(tx *bolt.Tx) error { return s.b.run(tx, fn) })
+		for _, id := range s.b.evict {
+			s.cache.Evict(id)
+		}
+		return err
 	}
 	s.c = groupcommit.New("boltstore", opts.MaxBatch, update)
 	return s, nil
@@ -200,31 +216,56 @@ func (s *Store) CreateQueue(ctx context.Context, q store.Queue) error {
 
 // QueueByRecipient returns the queue with this recipient ID.
 func (s *Store) QueueByRecipient(ctx context.Context, id store.ID) (store.Queue, error) {
-	var q store.Queue
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		var err error
-		q, err = getQueue(tx, id)
-		return err
-	})
-	return q, err
+	return s.lookup(ctx, id, false)
 }
 
 // QueueBySender returns the queue with this sender ID.
 func (s *Store) QueueBySender(ctx context.Context, id store.ID) (store.Queue, error) {
+	return s.lookup(ctx, id, true)
+}
+
+// lookup answers from the cache (relay/store/internal/queuecache), or
+// reads the record and caches it.
+func (s *Store) lookup(ctx context.Context, id store.ID, bySender bool) (store.Queue, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Queue{}, err
+	}
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return store.Queue{}, store.ErrClosed
+	}
+	if q, ok := s.cache.Get(id, bySender); ok {
+		return q, nil
+	}
+	gen := s.cache.Generation()
 	var q store.Queue
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		rid := tx.Bucket(bucketSenders).Get(id[:])
-		if rid == nil {
-			return store.ErrNotFound
-		}
-		if len(rid) != store.IDSize {
-			return errBadRecord
-		}
 		var err error
-		q, err = getQueue(tx, store.ID(rid))
+		if bySender {
+			q, err = queueBySender(tx, id)
+		} else {
+			q, err = getQueue(tx, id)
+		}
 		return err
 	})
-	return q, err
+	if err != nil {
+		return store.Queue{}, err
+	}
+	s.cache.Put(q, gen)
+	return q, nil
+}
+
+func queueBySender(tx *bolt.Tx, id store.ID) (store.Queue, error) {
+	rid := tx.Bucket(bucketSenders).Get(id[:])
+	if rid == nil {
+		return store.Queue{}, store.ErrNotFound
+	}
+	if len(rid) != store.IDSize {
+		return store.Queue{}, errBadRecord
+	}
+	return getQueue(tx, store.ID(rid))
 }
 
 func getQueue(tx *bolt.Tx, id store.ID) (store.Queue, error) {
@@ -249,6 +290,7 @@ func (s *Store) SecureQueue(ctx context.Context, recipient store.ID, senderKey [
 		if err != nil {
 			return err
 		}
+		b.evict = append(b.evict, recipient)
 		return tx.Bucket(bucketQueues).Put(recipient[:], rec)
 	})
 }
@@ -288,6 +330,7 @@ func (s *Store) DeleteQueue(ctx context.Context, recipient store.ID) error {
 			return err
 		}
 		b.forget(recipient)
+		b.evict = append(b.evict, recipient)
 		return tx.Bucket(bucketQueues).Delete(recipient[:])
 	})
 }

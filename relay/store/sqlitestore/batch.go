@@ -48,7 +48,7 @@ func (s *Store) update(sync bool, fn func(*batch) error) error {
 	b.evict = b.evict[:0]
 	defer func() {
 		for _, id := range b.evict {
-			s.cache.evict(id)
+			s.cache.Evict(id)
 		}
 	}()
 	if err := b.setSync(sync); err != nil {

@@ -37,13 +37,21 @@ func (s *Store) QueueBySender(ctx context.Context, id store.ID) (store.Queue, er
 
 // lookup answers from the cache, or reads the record and caches it.
 func (s *Store) lookup(ctx context.Context, stmt *sql.Stmt, id store.ID, bySender bool) (store.Queue, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Queue{}, err
+	}
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return store.Queue{}, store.ErrClosed
+	}
+	if q, ok := s.cache.Get(id, bySender); ok {
+		return q, nil
+	}
+	gen := s.cache.Generation()
 	var q store.Queue
 	err := s.read(ctx, func() error {
-		var ok bool
-		if q, ok = s.cache.get(id, bySender); ok {
-			return nil
-		}
-		gen := s.cache.generation()
 		var rid, sid []byte
 		var created int64
 		err := stmt.QueryRowContext(ctx, id[:]).Scan(&rid, &sid, &q.RecipientKey, &q.SenderKey, &q.DeliveryKey, &created)
@@ -59,7 +67,7 @@ func (s *Store) lookup(ctx context.Context, stmt *sql.Stmt, id store.ID, bySende
 		q.RecipientID, q.SenderID = store.ID(rid), store.ID(sid)
 		q.RecipientKey, q.SenderKey, q.DeliveryKey = nilIfEmpty(q.RecipientKey), nilIfEmpty(q.SenderKey), nilIfEmpty(q.DeliveryKey)
 		q.Created = fromUnixNano(created)
-		s.cache.put(q, gen) // copies the keys: q's stay the caller's
+		s.cache.Put(q, gen) // copies the keys: q's stay the caller's
 		return nil
 	})
 	if err != nil {

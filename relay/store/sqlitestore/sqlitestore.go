@@ -30,7 +30,7 @@
 // Costs, per block (docs/BENCHMARKS.md, "Relay"): an append is one INSERT
 // and an ack one DELETE; each batch reads and writes each queue's counters
 // once (batch.go); lookups of queue records are answered from a bounded
-// cache (cache.go), since the relay looks a queue up on every command.
+// cache (relay/store/internal/queuecache), since the relay looks a queue up on every command.
 //
 // docs/BENCHMARKS.md ("Storage engine choice") records why SQLite rather
 // than bbolt or Pebble: one sync per commit where bbolt needs two, and a
@@ -52,6 +52,7 @@ import (
 
 	"github.com/parley-messenger/parley/relay/store"
 	"github.com/parley-messenger/parley/relay/store/internal/groupcommit"
+	"github.com/parley-messenger/parley/relay/store/internal/queuecache"
 )
 
 // Defaults for Options.
@@ -117,7 +118,7 @@ type Store struct {
 	noSync bool
 	stmts  writeStmts
 	rstmts readStmts
-	cache  *queueCache
+	cache  *queuecache.Cache
 	c      *groupcommit.Committer[*batch] // every write goes through it
 	b      batch                          // the committer's, reused by each transaction
 
@@ -186,7 +187,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	s := &Store{w: w, wc: wc, r: r, noSync: opts.NoSync, cache: newQueueCache(opts.CacheQueues)}
+	s := &Store{w: w, wc: wc, r: r, noSync: opts.NoSync, cache: queuecache.New(opts.CacheQueues)}
 	s.b = batch{s: s, states: map[store.ID]*queueState{}}
 	if err := s.prepare(); err != nil {
 		s.closeDBs()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -73,4 +74,13 @@ func TestOnlyRemovalsSkipTheSync(t *testing.T) {
 	if err := ns.wc.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("NoSync store: synchronous = %d, %v; want 0", n, err)
 	}
+}
+
+func openTest(t testing.TB, opts Options) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "relay.sqlite"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -56,6 +56,7 @@ func Run(t *testing.T, open Open) {
 		{"ConcurrentAppendAck", testConcurrentAppendAck},
 		{"ConcurrentCreate", testConcurrentCreate},
 		{"CloseDuringAppends", testCloseDuringAppends},
+		{"LookupsSeeChanges", testLookupsSeeChanges},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,4 +1,16 @@
-package sqlitestore
+// Package queuecache keeps recently read queue records for the durable
+// relay stores, so that the relay's lookup on every command (QueueBySender
+// for a send, QueueByRecipient for an ack) costs a map access instead of a
+// database query.
+//
+// Coherence is the store's part: every write that changes a queue record
+// (SecureQueue, DeleteQueue) must Evict it after its transaction ends
+// (committed or not) and before the write returns. A lookup that misses
+// takes Generation, reads the database, and Puts what it read, which the
+// cache refuses if an eviction happened since; so a record read before a
+// change committed cannot be put back after the change evicted it.
+// Creating a queue needs no eviction: misses are not cached.
+package queuecache
 
 import (
 	"sync"
@@ -6,18 +18,8 @@ import (
 	"github.com/parley-messenger/parley/relay/store"
 )
 
-// queueCache keeps recently read queue records, so that the relay's
-// lookup on every command (QueueBySender for a send, QueueByRecipient for
-// an ack) costs a map access instead of a SQL query.
-//
-// Coherence: every write that changes a queue record (SecureQueue,
-// DeleteQueue) evicts it after its transaction ends and before the write
-// returns (batch.evict, run by update). A lookup that misses reads the
-// database and fills the cache only if no eviction happened since it
-// began (gen), so a record read before a change committed cannot be put
-// back after the change evicted it. CreateQueue needs no eviction: misses
-// are not cached.
-type queueCache struct {
+// Cache is a bounded cache of queue records, safe for concurrent use.
+type Cache struct {
 	max int // entries kept at most; 0 keeps none
 
 	mu    sync.Mutex // guards the fields below
@@ -33,23 +35,24 @@ type cachedQueue struct {
 	buf []byte // RecipientKey || SenderKey || DeliveryKey
 }
 
-func newQueueCache(max int) *queueCache {
+// New returns a cache of at most max records; max <= 0 keeps none.
+func New(max int) *Cache {
 	if max < 0 {
 		max = 0
 	}
-	return &queueCache{max: max, byRID: map[store.ID]*cachedQueue{}, bySID: map[store.ID]*cachedQueue{}}
+	return &Cache{max: max, byRID: map[store.ID]*cachedQueue{}, bySID: map[store.ID]*cachedQueue{}}
 }
 
-// generation returns the eviction count, to be passed to put after a read.
-func (c *queueCache) generation() uint64 {
+// Generation returns the eviction count, to be passed to Put after a read.
+func (c *Cache) Generation() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.gen
 }
 
-// get returns a copy of the cached queue with this recipient ID (bySender
+// Get returns a copy of the cached queue with this recipient ID (bySender
 // false) or sender ID (bySender true).
-func (c *queueCache) get(id store.ID, bySender bool) (store.Queue, bool) {
+func (c *Cache) Get(id store.ID, bySender bool) (store.Queue, bool) {
 	c.mu.Lock()
 	m := c.byRID
 	if bySender {
@@ -76,9 +79,9 @@ func (e *cachedQueue) copy() store.Queue {
 	return q
 }
 
-// put caches q, read from the database after generation returned gen,
-// unless an eviction happened since.
-func (c *queueCache) put(q store.Queue, gen uint64) {
+// Put caches a copy of q, read from the database after Generation
+// returned gen, unless an eviction happened since.
+func (c *Cache) Put(q store.Queue, gen uint64) {
 	if c.max == 0 {
 		return
 	}
@@ -106,8 +109,8 @@ func (c *queueCache) put(q store.Queue, gen uint64) {
 	c.bySID[q.SenderID] = e
 }
 
-// evict drops the queue with this recipient ID.
-func (c *queueCache) evict(rid store.ID) {
+// Evict drops the queue with this recipient ID.
+func (c *Cache) Evict(rid store.ID) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
@@ -115,4 +118,11 @@ func (c *queueCache) evict(rid store.ID) {
 		delete(c.byRID, rid)
 		delete(c.bySID, e.q.SenderID)
 	}
+}
+
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
