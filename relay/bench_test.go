@@ -22,8 +22,10 @@ import (
 )
 
 // benchLimits lift the per-connection command rate, which otherwise caps
-// one connection at 2,000 commands/s by design.
-var benchLimits = Limits{CommandsPerSecond: 1 << 30, Window: 256}
+// one connection at 2,000 commands/s by design, and the blocks a queue may
+// hold, so a recipient falling behind under load slows the sender instead
+// of failing its sends.
+var benchLimits = Limits{CommandsPerSecond: 1 << 30, Window: 256, MaxQueueBlocks: 1 << 20}
 
 const (
 	benchPayload  = 256 // bytes, as the benchmark specifies
@@ -212,6 +214,9 @@ func BenchmarkRelayThroughput(b *testing.B) {
 				})
 			}
 			wg.Wait()
+			if b.Failed() {
+				b.FailNow() // a send failed: its block will never arrive
+			}
 			select {
 			case <-p.all:
 			case <-ctx.Done():
@@ -250,6 +255,9 @@ func BenchmarkRelayLatency1000(b *testing.B) {
 				})
 			}
 			wg.Wait()
+			if b.Failed() {
+				b.FailNow() // a send failed: its block will never arrive
+			}
 			select {
 			case <-p.all:
 			case <-ctx.Done():
