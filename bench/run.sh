@@ -10,6 +10,7 @@
 #   bench/run.sh                 # COUNT=6 rounds, about 10-15 minutes on 2 cores
 #   COUNT=10 OUT=/tmp/b bench/run.sh
 #   MAIN_PKGS="ratchet pqxdh" bench/run.sh   # which main-module packages to include
+#   ONLY=relay MAIN_PKGS=relay COUNT=4 bench/run.sh   # the relay's figures only (issue 3)
 #
 # Each test binary is built once, then run COUNT times with -test.count=1,
 # one round after another: every benchmark gets COUNT samples (as with
@@ -25,7 +26,7 @@ start=$SECONDS
 step() { printf '\n== %s (t=%ds)\n' "$1" $((SECONDS - start)) >&2; }
 
 step "build test binaries into $OUT"
-go test -c -o "$OUT/cryptocore.test" ./cryptocore
+[ "${ONLY:-}" = relay ] || go test -c -o "$OUT/cryptocore.test" ./cryptocore
 go test -c -o "$OUT/relaynats.test" ./relaynats
 # The main module's own benchmarks are extra context: a package that does
 # not build (or whose TestMain fails) is reported and skipped.
@@ -49,8 +50,10 @@ bench() {
 
 for round in $(seq "$COUNT"); do
 	step "round $round of $COUNT"
-	bench cryptocore cryptocore.test primitives.txt -test.bench '^BenchmarkPrimitive$' -test.benchtime 200ms
-	bench cryptocore cryptocore.test core.txt -test.bench '^Benchmark(SessionSetup|SymmetricChain|SymmetricChainPQ|SymmetricChainPersist|PingPongDH|PingPongPQ|PingPongPersist|State)$' -test.benchtime 500ms
+	if [ "${ONLY:-}" != relay ]; then
+		bench cryptocore cryptocore.test primitives.txt -test.bench '^BenchmarkPrimitive$' -test.benchtime 200ms
+		bench cryptocore cryptocore.test core.txt -test.bench '^Benchmark(SessionSetup|SymmetricChain|SymmetricChainPQ|SymmetricChainPersist|PingPongDH|PingPongPQ|PingPongPersist|State)$' -test.benchtime 500ms
+	fi
 	bench relaynats relaynats.test relay.txt -test.bench '^Benchmark(Throughput|LatencyAt1000|Fdatasync|FdatasyncGroup8)$' -test.benchtime 1s
 	bench relaynats relaynats.test floor.txt -test.bench '^BenchmarkBlockFloor$' -test.benchtime 5000x
 	bench relaynats relaynats.test blocksize.txt -test.bench '^BenchmarkBlockSize$' -test.benchtime 5000x
@@ -70,10 +73,12 @@ done
 
 bs() { "${BENCHSTAT[@]}" "$@" 2>&1 | grep -v '^¹\|^²' || true; }
 
-step "primitives (bench/cryptocore)"
-bs "$OUT/primitives.txt"
-step "Parley vs go.mau.fi/libsignal v0.2.1 (bench/cryptocore; base: libsignal)"
-bs -col '/impl@(libsignal parley)' "$OUT/core.txt"
+if [ "${ONLY:-}" != relay ]; then
+	step "primitives (bench/cryptocore)"
+	bs "$OUT/primitives.txt"
+	step "Parley vs go.mau.fi/libsignal v0.2.1 (bench/cryptocore; base: libsignal)"
+	bs -col '/impl@(libsignal parley)' "$OUT/core.txt"
+fi
 step "relay vs NATS: durable, one send in flight (bench/relaynats)"
 bs -col '/sys@(jetstream jetstream-tls jetstream-syncalways relay-durable relay-durable-sqlite)' -filter '/sys:(jetstream OR jetstream-tls OR jetstream-syncalways OR relay-durable OR relay-durable-sqlite) OR .name:Fdatasync' "$OUT/relay.txt"
 step "relay vs NATS: durable, up to 256 sends in flight"
@@ -94,7 +99,9 @@ for pkg in "${mainpkgs[@]}"; do
 done
 
 step "ratios against the targets of issues 2 and 3"
-extra=()
-[ -s "$OUT/main-relay.txt" ] && extra+=("$OUT/main-relay.txt")
-go run ./cmd/benchratios "$OUT/primitives.txt" "$OUT/core.txt" "$OUT/relay.txt" "${extra[@]}"
+inputs=()
+for f in primitives core relay main-relay; do
+	[ -s "$OUT/$f.txt" ] && inputs+=("$OUT/$f.txt")
+done
+go run ./cmd/benchratios "${inputs[@]}"
 echo "raw results: $OUT" >&2
