@@ -1,0 +1,441 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parley-messenger/parley/internal/leakcheck"
+	"github.com/parley-messenger/parley/relay/client"
+	"github.com/parley-messenger/parley/relay/internal/wire"
+	"github.com/parley-messenger/parley/relay/store"
+)
+
+// Review of this session's hot-path changes (3c92883 payload stored and
+// padded at delivery; 21a27d4 pooled frame buffers and watchdogs;
+// 50a1cd8 MAC without the padding; 9001ca2/4911e74/121074b client
+// buffers): tests written as an attacker would probe them.
+
+// review2Payload is a payload that names its queue, sender and index, of a
+// length that varies from 0 to the maximum, so that a payload showing up
+// in the wrong queue, truncated, or overwritten by another is noticed.
+func review2Payload(queue, sender, i, max int) []byte {
+	if i%11 == 0 {
+		return nil // empty payload: valid, and must round-trip
+	}
+	n := 16 + (i*977+sender*131+queue*17)%(max-16)
+	if i%13 == 0 {
+		n = max
+	}
+	p := make([]byte, n)
+	for j := 0; j+8 <= n; j += 8 {
+		binary.BigEndian.PutUint64(p[j:], uint64(queue)<<48|uint64(sender)<<40|uint64(i)<<16|uint64(j/8&0xffff))
+	}
+	p[n-1] = byte(queue*7 + sender*3 + i)
+	return p
+}
+
+// TestReview2ConcurrentQueuesIntact: several sender connections pipeline
+// sends of distinct payloads into several queues at once (the relay reads
+// each frame into a pooled buffer reused by the next, and builds each
+// delivery in a pooled buffer); one recipient connection is subscribed to
+// every queue. Every payload arrives in its own queue, intact, exactly
+// once, under the seq the store holds it at; the stored values are the
+// payloads (no padding, no bytes of another frame) after every sender
+// frame buffer has been reused many times over.
+func TestReview2ConcurrentQueuesIntact(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx, r, by, rc, _ := badSetup(t, Limits{CommandsPerSecond: 1 << 20})
+	defer teardown(r, by, rc)
+	const queues, senders, perSender = 4, 4, 12 // 48 per queue: within one window
+	maxPayload := int(rc.hello.BlockSize) - wire.PadHeaderSize
+	qs := make([]*rawQueue, queues)
+	corr := uint64(10)
+	for i := range qs {
+		qs[i] = rc.create(ctx, corr)
+		corr++
+		rc.roundTrip(ctx, rc.recipient(corr, qs[i], &wire.Command{Type: wire.TypeSubscribe}), wire.TypeOK)
+		corr++
+	}
+	snds := make([]*rawConn, senders)
+	for i := range snds {
+		snds[i] = dialRaw(t, ctx, r.addr)
+		defer snds[i].close()
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for s, snd := range snds {
+		wg.Go(func() {
+			n := 0
+			for i := range perSender {
+				for q := range queues {
+					n++
+					b, err := snd.sendBlock(uint64(n), qs[q], review2Payload(q, s, i, maxPayload)).Marshal()
+					if err != nil {
+						errs <- err
+						return
+					}
+					if err := snd.ws.Write(ctx, websocket.MessageBinary, b); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			for range n {
+				_, data, err := snd.ws.Read(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				f, err := wire.ParseFrame(data)
+				if err != nil {
+					errs <- err
+					return
+				}
+				cmd, err := wire.ParseCommand(f.Command)
+				if err != nil || cmd.Type != wire.TypeOK {
+					errs <- fmt.Errorf("sender %d: response %v (code %v), %v", s, cmd.Type, cmd.Code, err)
+					return
+				}
+			}
+		})
+	}
+	// The recipient reads every push while the senders run.
+	type key struct{ q, s, i int }
+	want := make(map[string]key)
+	for q := range queues {
+		for s := range senders {
+			for i := range perSender {
+				p := string(review2Payload(q, s, i, maxPayload))
+				if p != "" {
+					want[fmt.Sprintf("%d/%s", q, p)] = key{q, s, i}
+				}
+			}
+		}
+	}
+	got := make(map[string]int)
+	seqOf := make(map[int]map[uint64][]byte) // queue → seq → payload delivered
+	empties := make(map[int]int)
+	qIndex := func(entity []byte) int {
+		for i, q := range qs {
+			if bytes.Equal(entity, q.rid) {
+				return i
+			}
+		}
+		return -1
+	}
+	for range queues * senders * perSender {
+		f, cmd := rc.read(ctx)
+		if cmd.Type != wire.TypeBlock || f.CorrID != 0 {
+			t.Fatalf("recipient: %v (code %v) corr %d, want a pushed block", cmd.Type, cmd.Code, f.CorrID)
+		}
+		if len(cmd.Block) != int(rc.hello.BlockSize)+wire.SealedOverhead {
+			t.Fatalf("pushed sealed block of %d bytes, want %d", len(cmd.Block), int(rc.hello.BlockSize)+wire.SealedOverhead)
+		}
+		q := qIndex(f.EntityID)
+		if q < 0 {
+			t.Fatalf("push names entity %x, no queue of ours", f.EntityID)
+		}
+		p := qs[q].open(t, cmd.Block) // fails if sealed for another queue
+		if seqOf[q] == nil {
+			seqOf[q] = make(map[uint64][]byte)
+		}
+		if _, dup := seqOf[q][cmd.Seq]; dup {
+			t.Fatalf("queue %d: seq %d pushed twice", q, cmd.Seq)
+		}
+		seqOf[q][cmd.Seq] = p
+		if len(p) == 0 {
+			empties[q]++
+			continue
+		}
+		k := fmt.Sprintf("%d/%s", q, p)
+		if _, ok := want[k]; !ok {
+			t.Fatalf("queue %d: delivered a payload of %d bytes that was not sent to it (corrupted or another queue's)", q, len(p))
+		}
+		got[k]++
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for k, v := range want {
+		if got[k] != 1 {
+			t.Fatalf("queue %d sender %d payload %d delivered %d times", v.q, v.s, v.i, got[k])
+		}
+	}
+	for q := range queues {
+		if wantEmpty := senders * ((perSender + 10) / 11); empties[q] != wantEmpty {
+			t.Fatalf("queue %d: %d empty payloads delivered, want %d", q, empties[q], wantEmpty)
+		}
+	}
+	// What the store holds, per seq, is exactly the payload delivered
+	// under that seq.
+	br, ok := r.store.(blockRanger)
+	if !ok {
+		t.Fatal("test store offers no Blocks")
+	}
+	for q, rq := range qs {
+		blocks, err := br.Blocks(ctx, store.ID(rq.rid), 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(blocks) != senders*perSender {
+			t.Fatalf("queue %d: %d blocks stored, want %d", q, len(blocks), senders*perSender)
+		}
+		for _, b := range blocks {
+			if !bytes.Equal(b.Data, seqOf[q][b.Seq]) {
+				t.Fatalf("queue %d seq %d: stored %d bytes differ from the %d delivered", q, b.Seq, len(b.Data), len(seqOf[q][b.Seq]))
+			}
+		}
+	}
+	by.served(t, ctx)
+}
+
+// TestReview2ClientPayloadsNotOverwritten: the client library reads every
+// message into one reused buffer and opens deliveries in place; every
+// Delivery.Payload it hands over must be the caller's own. All deliveries
+// are kept and checked only after every one has arrived (so a later read
+// reusing a buffer would show in an earlier payload), and the caller
+// scribbles over each payload as soon as it has it (so a payload sharing
+// memory with a later one would show too).
+func TestReview2ClientPayloadsNotOverwritten(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testCtx(t)
+	r := startRelay(t, Limits{})
+	defer r.stop()
+	rcp := dial(t, ctx, r.addr)
+	defer rcp.Close()
+	snd := dial(t, ctx, r.addr)
+	defer snd.Close()
+	const queues, n = 3, 40
+	max := snd.MaxPayload()
+	rqs := make([]*client.RecipientQueue, queues)
+	for i := range rqs {
+		q, err := rcp.Create(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rcp.Subscribe(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		rqs[i] = q
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, queues)
+	for qi, q := range rqs {
+		wg.Go(func() {
+			sq := q.SenderQueue()
+			for i := range n {
+				p := review2Payload(qi, 0, i, max)
+				if err := snd.Send(ctx, &sq, p); err != nil {
+					errs <- err
+					return
+				}
+				clear(p) // the caller may reuse its buffer once Send returns
+			}
+		})
+	}
+	type kept struct {
+		d    client.Delivery
+		copy []byte
+	}
+	var all []kept
+	for len(all) < queues*n {
+		select {
+		case d := <-rcp.Deliveries():
+			all = append(all, kept{d, bytes.Clone(d.Payload)})
+			if err := rcp.Ack(ctx, rqs[review2Index(t, rqs, d.Queue)], d.Seq); err != nil {
+				t.Fatal(err)
+			}
+		case err := <-errs:
+			t.Fatal(err)
+		case <-ctx.Done():
+			t.Fatalf("%d of %d deliveries", len(all), queues*n)
+		}
+	}
+	wg.Wait()
+	seen := make(map[string]bool)
+	for _, k := range all {
+		if !bytes.Equal(k.d.Payload, k.copy) {
+			t.Fatalf("queue %x seq %d: Delivery.Payload changed after it was handed over", k.d.Queue[:4], k.d.Seq)
+		}
+		qi := review2Index(t, rqs, k.d.Queue)
+		seen[fmt.Sprintf("%d/%x", qi, k.copy)] = true
+	}
+	for qi := range rqs {
+		for i := range n {
+			if p := review2Payload(qi, 0, i, max); !seen[fmt.Sprintf("%d/%x", qi, p)] {
+				t.Fatalf("queue %d payload %d (%d bytes) never delivered intact", qi, i, len(p))
+			}
+		}
+	}
+	// Scribbling over every payload handed out changes none of the others.
+	for i := range all {
+		for j := range all[i].d.Payload {
+			all[i].d.Payload[j] ^= 0xff
+		}
+	}
+	for i := range all {
+		for j, b := range all[i].d.Payload {
+			if b != all[i].copy[j]^0xff {
+				t.Fatalf("delivery %d shares memory with another delivery", i)
+			}
+		}
+	}
+}
+
+func review2Index(t *testing.T, rqs []*client.RecipientQueue, id client.ID) int {
+	t.Helper()
+	for i, q := range rqs {
+		if q.RecipientID == id {
+			return i
+		}
+	}
+	t.Fatalf("delivery for queue %x, not ours", id[:4])
+	return -1
+}
+
+// TestReview2ExporterBindingAcrossConnections: a send and a recipient
+// command recorded byte for byte on one connection, where they were
+// accepted, are refused (auth) when replayed on another connection with
+// the same corr_id, and the queue is left as it was: the authenticator is
+// bound to the TLS session's exporter, padding shortcut or not.
+func TestReview2ExporterBindingAcrossConnections(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx, r, by, rc, q := badSetup(t, Limits{})
+	defer teardown(r, by, rc)
+	secureRaw(t, ctx, rc, 2, q)
+	a := dialRaw(t, ctx, r.addr)
+	defer a.close()
+	send, err := a.sendBlock(5, q, []byte("recorded on connection a")).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.writeBytes(ctx, send)
+	a.expect(ctx, 5, wire.TypeOK)
+	get, err := rc.recipient(7, q, &wire.Command{Type: wire.TypeGet}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.writeBytes(ctx, get)
+	blk := rc.expect(ctx, 7, wire.TypeBlock)
+	ack, err := rc.recipient(8, q, &wire.Command{Type: wire.TypeAck, Seq: blk.Seq}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := queueState(t, ctx, r.store, q.rid)
+
+	b := dialRaw(t, ctx, r.addr)
+	defer b.close()
+	b.writeBytes(ctx, send)
+	b.expectError(ctx, 5, wire.CodeAuth)
+	b.writeBytes(ctx, ack)
+	b.expectError(ctx, 8, wire.CodeAuth)
+	if after := queueState(t, ctx, r.store, q.rid); after != before {
+		t.Fatalf("a replay on another connection changed the queue:\n%s\n%s", before, after)
+	}
+	by.served(t, ctx)
+}
+
+// TestReview2DeliveryMessagesFixedSize: every block frame leaving the
+// relay (pushed or answered to get) is one WebSocket message of exactly
+// wire.DeliveryFrameSize bytes, whatever the payload's length: empty, one
+// byte, the maximum, and a value stored padded by an earlier version.
+func TestReview2DeliveryMessagesFixedSize(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx, r, by, rc, q := badSetup(t, Limits{})
+	defer teardown(r, by, rc)
+	secureRaw(t, ctx, rc, 2, q)
+	bs := int(rc.hello.BlockSize)
+	legacy, err := wire.Pad([]byte("legacy"), bs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.store.Append(ctx, store.ID(q.rid), legacy, time.Now(), 100); err != nil {
+		t.Fatal(err)
+	}
+	snd := dialRaw(t, ctx, r.addr)
+	defer snd.close()
+	payloads := [][]byte{{}, {0}, []byte("x"), bytes.Repeat([]byte{0xff}, bs-wire.PadHeaderSize)}
+	for i, p := range payloads {
+		snd.roundTrip(ctx, snd.sendBlock(uint64(1+i), q, p), wire.TypeOK)
+	}
+	wantLen := wire.DeliveryFrameSize(wire.IDSize, bs)
+	readSized := func(what string) wire.Command {
+		t.Helper()
+		_, data, err := rc.ws.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(data) != wantLen {
+			t.Fatalf("%s: message of %d bytes, want %d", what, len(data), wantLen)
+		}
+		f, _ := wire.ParseFrame(data)
+		cmd, err := wire.ParseCommand(f.Command)
+		if err != nil || cmd.Type != wire.TypeBlock {
+			t.Fatalf("%s: %v, %v", what, cmd.Type, err)
+		}
+		return cmd
+	}
+	rc.write(ctx, rc.recipient(3, q, &wire.Command{Type: wire.TypeGet}))
+	if p := q.open(t, readSized("get").Block); string(p) != "legacy" {
+		t.Fatalf("get: %q", p)
+	}
+	rc.roundTrip(ctx, rc.recipient(4, q, &wire.Command{Type: wire.TypeSubscribe}), wire.TypeOK)
+	for i, want := range append([][]byte{[]byte("legacy")}, payloads...) {
+		if p := q.open(t, readSized(fmt.Sprintf("push %d", i)).Block); !bytes.Equal(p, want) {
+			t.Fatalf("push %d: %d bytes, want %d", i, len(p), len(want))
+		}
+	}
+	by.served(t, ctx)
+}
+
+// TestReview2TricklingClientClosed: the per-message read timeout became
+// one idle watchdog per connection, reset when a whole message has been
+// read. A slowloris client that keeps a message arriving a fragment at a
+// time, never finishing it, is closed after the idle timeout, although
+// bytes keep coming; a well-behaved client is served meanwhile.
+func TestReview2TricklingClientClosed(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx, r, by, rc, _ := badSetup(t, Limits{IdleTimeout: 300 * time.Millisecond})
+	defer teardown(r, by, rc)
+	open := func() uint64 { return readMetrics(t, r.srv)["parley_relay_connections_open"] }
+	baseline := open()
+	slow := dialRaw(t, ctx, r.addr)
+	defer slow.close()
+	if open() <= baseline {
+		t.Fatal("the trickling connection is not counted open")
+	}
+	w, err := slow.ws.Writer(ctx, websocket.MessageBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frag := []byte{wire.Version, 0, 0, 0, 0, 0, 0, 0, 1}
+	closed := false
+	// 400 × 25 ms: 10 s, over thirty idle timeouts. The client never
+	// reads (a read whose context ends would close it from this side).
+	for i := 0; i < 400 && !closed; i++ {
+		if i == 20 {
+			by.served(t, ctx) // others are served while it trickles
+		}
+		if _, err := w.Write(frag[:1+i%2]); err != nil {
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+		closed = open() <= baseline
+	}
+	for !closed && ctx.Err() == nil { // a failed write: wait for the relay's count
+		time.Sleep(10 * time.Millisecond)
+		closed = open() <= baseline
+	}
+	if !closed {
+		t.Fatal("a client trickling one unfinished message was never closed by the relay")
+	}
+	by.served(t, ctx)
+}
