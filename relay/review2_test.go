@@ -2,18 +2,22 @@ package relay
 
 import (
 	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-
 	"github.com/parley-messenger/parley/internal/leakcheck"
 	"github.com/parley-messenger/parley/relay/client"
 	"github.com/parley-messenger/parley/relay/internal/wire"
 	"github.com/parley-messenger/parley/relay/store"
+	"github.com/parley-messenger/parley/relay/store/memstore"
 )
 
 // Review of this session's hot-path changes (3c92883 payload stored and
@@ -438,4 +442,199 @@ func TestReview2TricklingClientClosed(t *testing.T) {
 		t.Fatal("a client trickling one unfinished message was never closed by the relay")
 	}
 	by.served(t, ctx)
+}
+
+// tapConn records every byte of a TCP connection, both ways, as a
+// network observer sees them.
+type tapConn struct {
+	net.Conn
+	mu      sync.Mutex
+	in, out []byte // read from the client, written to it
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	c.in = append(c.in, p[:n]...)
+	c.mu.Unlock()
+	return n, err
+}
+
+// Write records p before writing it, so that the bytes are in c.out
+// before the client can have read them; a short write is recorded short.
+func (c *tapConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	at := len(c.out)
+	c.out = append(c.out, p...)
+	c.mu.Unlock()
+	n, err := c.Conn.Write(p)
+	if n < len(p) {
+		c.mu.Lock()
+		c.out = append(c.out[:at+n], c.out[at+len(p):]...)
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+// marks returns how many bytes have gone each way so far.
+func (c *tapConn) marks() (in, out int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.in), len(c.out)
+}
+
+// records returns the TLS record lengths (RFC 8446 §5.1 TLSPlaintext
+// header: type, version, uint16 length) in b, which must begin on a record
+// boundary and end on one.
+func review2Records(t *testing.T, b []byte) []int {
+	t.Helper()
+	var out []int
+	for len(b) > 0 {
+		if len(b) < 5 {
+			t.Fatalf("%d trailing bytes: not on a record boundary", len(b))
+		}
+		n := int(b[3])<<8 | int(b[4])
+		if len(b) < 5+n {
+			t.Fatalf("record of %d bytes cut short", n)
+		}
+		out = append(out, n)
+		b = b[5+n:]
+	}
+	return out
+}
+
+type tapListener struct {
+	net.Listener
+	conns chan *tapConn
+}
+
+func (l tapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &tapConn{Conn: c}
+	select {
+	case l.conns <- tc:
+	default:
+	}
+	return tc, nil
+}
+
+// TestReview2ObserverSeesFixedSizes: a network observer on the TCP
+// connections sees, for one send (client library → relay) and for the
+// delivery of that block (relay → subscribed client library), the same
+// number of bytes inside TLS records whatever the payload's length:
+// empty, one byte, a few kilobytes, the maximum. (How a write is cut into
+// records depends on buffering and timing, not on content, so the sum of
+// the records' plaintext lengths is compared: RFC 8446 §5.2, each record
+// adds a one-byte content type and a 16-byte AEAD tag; Go adds no record
+// padding.) Payloads stored unpadded and
+// padded again at delivery (3c92883), the client's one-pass padding
+// (9001ca2) and coalesced writes on both sides must all keep that.
+func TestReview2ObserverSeesFixedSizes(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := testCtx(t)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(Config{Key: key, Store: memstore.New(memstore.Options{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := tapListener{ln, make(chan *tapConn, 4)}
+	sctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Serve(sctx, tl) })
+	defer wg.Wait()
+	defer stop()
+	addr := srv.Address(ln.Addr().String())
+	opts := &client.Options{PingInterval: time.Hour, MinBackoff: time.Hour}
+
+	rcp, err := client.Dial(ctx, addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcp.Close()
+	rtap := <-tl.conns
+	snd, err := client.Dial(ctx, addr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snd.Close()
+	stap := <-tl.conns
+	q, err := rcp.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rcp.Subscribe(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	sq := q.SenderQueue()
+	// A first send brings nothing new: it lets one-time traffic (session
+	// tickets, the first frames) pass before anything is compared.
+	if err := snd.Send(ctx, &sq, []byte("warm-up")); err != nil {
+		t.Fatal(err)
+	}
+	d := <-rcp.Deliveries()
+	if err := rcp.Ack(ctx, q, d.Seq); err != nil {
+		t.Fatal(err)
+	}
+
+	max := snd.MaxPayload()
+	payloads := [][]byte{{}, {0}, []byte("x"), bytes.Repeat([]byte{0x5a}, 3000), bytes.Repeat([]byte{0xff}, max), make([]byte, max)}
+	const recordOverhead = 1 + 16
+	plain := func(recs []int) int {
+		n := 0
+		for _, r := range recs {
+			n += r - recordOverhead
+		}
+		return n
+	}
+	type shape struct{ send, deliver int }
+	var first shape
+	for i, p := range payloads {
+		sIn, _ := stap.marks()
+		_, rOut := rtap.marks()
+		if err := snd.Send(ctx, &sq, p); err != nil {
+			t.Fatal(err)
+		}
+		var d client.Delivery
+		select {
+		case d = <-rcp.Deliveries():
+		case <-ctx.Done():
+			t.Fatal("no delivery")
+		}
+		if !bytes.Equal(d.Payload, p) {
+			t.Fatalf("payload %d: delivered %d bytes, want %d", i, len(d.Payload), len(p))
+		}
+		sIn2, _ := stap.marks()
+		_, rOut2 := rtap.marks()
+		stap.mu.Lock()
+		sendRec := review2Records(t, stap.in[sIn:sIn2])
+		stap.mu.Unlock()
+		rtap.mu.Lock()
+		delivRec := review2Records(t, rtap.out[rOut:rOut2])
+		rtap.mu.Unlock()
+		sh := shape{plain(sendRec), plain(delivRec)}
+		t.Logf("payload of %d bytes: send records %v, delivery records %v", len(p), sendRec, delivRec)
+		if i == 0 {
+			first = sh
+		} else if sh != first {
+			t.Fatalf("payload of %d bytes: %d bytes sent and %d delivered inside TLS, the empty payload %d and %d: sizes leak",
+				len(p), sh.send, sh.deliver, first.send, first.deliver)
+		}
+		if err := rcp.Ack(ctx, q, d.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A send frame carries a whole block, a delivery a sealed one.
+	if bs := snd.MaxPayload() + 4; first.send < bs || first.deliver < bs+40 {
+		t.Fatalf("observed %d bytes sent and %d delivered, less than a block of %d", first.send, first.deliver, bs)
+	}
 }
