@@ -407,8 +407,20 @@ func TestReview2DeliveryMessagesFixedSize(t *testing.T) {
 // bytes keep coming; a well-behaved client is served meanwhile.
 func TestReview2TricklingClientClosed(t *testing.T) {
 	defer leakcheck.Check(t)()
-	ctx, r, by, rc, _ := badSetup(t, Limits{IdleTimeout: 300 * time.Millisecond})
-	defer teardown(r, by, rc)
+	ctx := testCtx(t)
+	r := startRelay(t, Limits{IdleTimeout: 500 * time.Millisecond})
+	defer r.stop()
+	// The bystander pings well within the idle timeout.
+	bc, err := client.Dial(ctx, r.addr, &client.Options{PingInterval: 50 * time.Millisecond, MinBackoff: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bc.Close()
+	bq, err := bc.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := &bystander{c: bc, q: bq}
 	open := func() uint64 { return readMetrics(t, r.srv)["parley_relay_connections_open"] }
 	baseline := open()
 	slow := dialRaw(t, ctx, r.addr)
@@ -422,7 +434,7 @@ func TestReview2TricklingClientClosed(t *testing.T) {
 	}
 	frag := []byte{wire.Version, 0, 0, 0, 0, 0, 0, 0, 1}
 	closed := false
-	// 400 × 25 ms: 10 s, over thirty idle timeouts. The client never
+	// 400 × 25 ms: 10 s, twenty idle timeouts. The client never
 	// reads (a read whose context ends would close it from this side).
 	for i := 0; i < 400 && !closed; i++ {
 		if i == 20 {
