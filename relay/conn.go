@@ -28,6 +28,7 @@ const maxConcurrentSends = 64
 type conn struct {
 	s        *Server
 	ws       *websocket.Conn
+	raw      *gatherConn // under TLS; nil if not served by Serve
 	exporter []byte
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -115,6 +116,12 @@ func (c *conn) run(ctx context.Context) {
 	closed := make(chan struct{})
 	context.AfterFunc(c.ctx, func() {
 		defer close(closed)
+		if c.raw != nil {
+			// First the socket: a gathered write blocked under
+			// gatherConn's lock fails at once, and TLS's close_notify
+			// does not wait behind it.
+			c.raw.Close()
+		}
 		c.ws.CloseNow()
 	})
 	c.idle = time.AfterFunc(c.s.limits.IdleTimeout, c.idleCheck)
@@ -231,16 +238,30 @@ func (c *conn) writer() {
 		c.outMu.Unlock()
 		n := 0
 		c.wdog.Reset(c.s.limits.WriteTimeout)
+		if c.raw != nil {
+			// One system call for the batch (gatherConn).
+			c.raw.begin()
+		}
 		for _, f := range batch {
 			c.writeBegan.Store(c.sinceStart())
 			err := c.ws.Write(wctx, websocket.MessageBinary, f.b)
 			if err != nil {
+				if c.raw != nil {
+					c.raw.end()
+				}
 				c.cancel()
 				return
 			}
 			n += len(f.b)
 			if f.buf != nil {
 				c.s.framePool.Put(f.buf)
+			}
+		}
+		if c.raw != nil {
+			c.writeBegan.Store(c.sinceStart())
+			if c.raw.end() != nil {
+				c.cancel()
+				return
 			}
 		}
 		c.writeBegan.Store(0)

@@ -130,6 +130,8 @@ type Server struct {
 	// reads and deliveries reuse them instead of allocating 16 KiB each.
 	framePool    sync.Pool
 	frameBufSize int
+	// gatherPool holds the gatherConns' buffers (*[]byte, gatherMax).
+	gatherPool sync.Pool
 }
 
 // frameBuf takes a frame buffer from the pool.
@@ -183,6 +185,10 @@ func NewServer(cfg Config) (*Server, error) {
 		// that reading a frame of the largest size reaches EOF without
 		// growing the buffer; a delivery is smaller.
 		frameBufSize: max(readLimit(l.BlockSize)+1, wire.DeliveryFrameSize(wire.IDSize, l.BlockSize)),
+		gatherPool: sync.Pool{New: func() any {
+			b := make([]byte, 0, gatherMax)
+			return &b
+		}},
 	}, nil
 }
 
@@ -219,12 +225,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          log.New(io.Discard, "", 0), // TLS handshake noise would carry client addresses
 		TLSNextProto:      map[string]func(*http.Server, *tls.Conn, http.Handler){},
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext:       withRawConn,
 	}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { s.expiryLoop(ctx) })
 	errc := make(chan error, 1)
-	wg.Go(func() { errc <- srv.Serve(tls.NewListener(ln, s.tls)) })
+	wg.Go(func() { errc <- srv.Serve(tls.NewListener(gatherListener{ln, &s.gatherPool}, s.tls)) })
 	s.log.Info("relay serving", "block_size", s.limits.BlockSize)
 
 	var err error
@@ -297,6 +304,7 @@ func (s *Server) handle(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	defer s.conns.Add(-1)
 	s.metrics.connections.Add(1)
 	c := newConn(s, ws, exporter)
+	c.raw = gatherOf(r.Context())
 	c.run(ctx)
 }
 
