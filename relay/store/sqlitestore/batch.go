@@ -24,9 +24,15 @@ import (
 type batch struct {
 	s      *Store
 	states map[store.ID]*queueState
-	// unsynced: the connection is at synchronous=OFF, set for a batch of
-	// removals only (see the package doc) and kept until a batch that
-	// needs a sync sets FULL again, before its BEGIN.
+	// unsynced: the connection is at synchronous=NORMAL, set for a batch
+	// of removals only (see the package doc) and kept until a batch that
+	// needs a sync sets FULL again, before its BEGIN. NORMAL, not OFF: in
+	// WAL mode NORMAL skips the sync at commit but still syncs the WAL
+	// before a checkpoint and the database file after it (pager.c,
+	// sqlite3PagerSetFlags); under OFF an automatic checkpoint, or the
+	// one Close runs before deleting the WAL, copies synced commits into
+	// the database file without syncing it and then lets the WAL be
+	// overwritten or deleted.
 	unsynced bool
 	// evict lists the queues whose records the transaction changed: their
 	// cached copies are dropped once it ends, committed or not.
@@ -76,7 +82,7 @@ func (s *Store) update(sync bool, fn func(*batch) error) error {
 
 // setSync sets the connection's synchronous level for the next
 // transaction: FULL if sync (or if the Store was opened with NoSync, OFF
-// throughout), else OFF. SQLite refuses the change inside a transaction
+// throughout), else NORMAL. SQLite refuses the change inside a transaction
 // ("Safety level may not be changed inside a transaction"), so this runs
 // before BEGIN; a failure to set FULL fails the batch before it writes.
 //
@@ -89,7 +95,7 @@ func (b *batch) setSync(sync bool) error {
 	}
 	level := "FULL"
 	if !sync {
-		level = "OFF"
+		level = "NORMAL"
 	}
 	if _, err := b.s.wc.ExecContext(context.Background(), "PRAGMA synchronous = "+level); err != nil {
 		return err

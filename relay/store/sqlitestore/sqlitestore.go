@@ -16,10 +16,14 @@
 // Acknowledgements (Ack) are removals, and a removal needs no sync of its
 // own: delivery is at least once and clients de-duplicate, so a removal
 // lost to a power failure only delivers the block again. A batch made only
-// of removals therefore commits with synchronous=OFF (written to the WAL,
-// so it survives a crash of the process, but not fsync'd; the next synced
-// commit, or the next checkpoint, which syncs the WAL first, makes it
-// durable). It cannot resurrect or reorder anything: the WAL is replayed
+// of removals therefore commits with synchronous=NORMAL (written to the
+// WAL, so it survives a crash of the process, but not fsync'd; the next
+// synced commit, or the next checkpoint, which syncs the WAL first, makes
+// it durable). NORMAL and not OFF: under OFF SQLite syncs nothing, not
+// even around a checkpoint, so an automatic checkpoint (or the one Close
+// runs before deleting the WAL) would copy synced appends into the
+// database file without syncing it and then let the WAL be overwritten —
+// a power failure would lose acknowledged blocks (TestCheckpointSynced, TestCloseCheckpointSynced). It cannot resurrect or reorder anything: the WAL is replayed
 // in commit order and a torn tail is cut at the first bad checksum, so a
 // power failure keeps a prefix of the commits, and a removal is always
 // committed after the append of the block it removes (an Ack names a seq

@@ -16,7 +16,7 @@ import (
 // TestOnlyRemovalsSkipTheSync checks the synchronous level each kind of
 // write's transaction ran under, read back from the committer's connection
 // after the write returned: FULL (2) after an append, a queue change or a
-// queue deletion, OFF (0) after a batch of acks only, and FULL again for
+// queue deletion, NORMAL (1) after a batch of acks only, and FULL again for
 // the next append.
 func TestOnlyRemovalsSkipTheSync(t *testing.T) {
 	defer leakcheck.Check(t)()
@@ -42,19 +42,19 @@ func TestOnlyRemovalsSkipTheSync(t *testing.T) {
 		{"CreateQueue", func() error { return s.CreateQueue(ctx, q) }, 2},
 		{"Append", func() error { _, err := s.Append(ctx, q.RecipientID, []byte("a"), time.Now(), 10); return err }, 2},
 		{"Append", func() error { _, err := s.Append(ctx, q.RecipientID, []byte("b"), time.Now(), 10); return err }, 2},
-		{"Ack", func() error { return s.Ack(ctx, q.RecipientID, 1) }, 0},
-		{"Expire", func() error { _, err := s.Expire(ctx, time.Unix(0, 0)); return err }, 0},
+		{"Ack", func() error { return s.Ack(ctx, q.RecipientID, 1) }, 1},
+		{"Expire", func() error { _, err := s.Expire(ctx, time.Unix(0, 0)); return err }, 1},
 		{"AppendAfterAck", func() error { _, err := s.Append(ctx, q.RecipientID, []byte("c"), time.Now(), 10); return err }, 2},
-		{"Ack", func() error { return s.Ack(ctx, q.RecipientID, 2) }, 0},
+		{"Ack", func() error { return s.Ack(ctx, q.RecipientID, 2) }, 1},
 		{"SecureQueue", func() error { return s.SecureQueue(ctx, q.RecipientID, []byte("k")) }, 2},
-		{"Ack", func() error { return s.Ack(ctx, q.RecipientID, 3) }, 0},
+		{"Ack", func() error { return s.Ack(ctx, q.RecipientID, 3) }, 1},
 		{"CreateQueue", func() error { return s.CreateQueue(ctx, other) }, 2},
 		{"AckRefused", func() error {
 			if err := s.Ack(ctx, q.RecipientID, 99); !errors.Is(err, store.ErrNoBlock) {
 				return fmt.Errorf("got %v, want store.ErrNoBlock", err)
 			}
 			return nil
-		}, 0},
+		}, 1},
 		{"DeleteQueue", func() error { return s.DeleteQueue(ctx, other.RecipientID) }, 2},
 	}
 	for i, st := range steps {
