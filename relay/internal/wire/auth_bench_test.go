@@ -66,3 +66,19 @@ func BenchmarkEd25519Verify(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUnpad checks the padding of a full block carrying a short
+// payload, as the relay does for every send and the client for every
+// delivery.
+func BenchmarkUnpad(b *testing.B) {
+	blk, err := Pad([]byte("payload"), DefaultBlockSize)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(DefaultBlockSize)
+	for b.Loop() {
+		if _, err := Unpad(blk); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

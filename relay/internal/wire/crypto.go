@@ -154,18 +154,6 @@ func VerifyFrame(key *[MACSize]byte, f *Frame) bool {
 	return subtle.ConstantTimeCompare(AuthenticateFrame(key, f), f.Authenticator) == 1
 }
 
-// allZero reports whether b holds only zero bytes, eight at a time.
-func allZero(b []byte) bool {
-	var acc uint64
-	for ; len(b) >= 8; b = b[8:] {
-		acc |= binary.LittleEndian.Uint64(b)
-	}
-	for _, x := range b {
-		acc |= uint64(x)
-	}
-	return acc == 0
-}
-
 // Verify checks an authenticator of an encoded SignedFrame in constant
 // time, as VerifyFrame does.
 func Verify(key *[MACSize]byte, signed, authenticator []byte) bool {
