@@ -19,22 +19,25 @@
 // of removals therefore commits with synchronous=NORMAL (written to the
 // WAL, so it survives a crash of the process, but not fsync'd; the next
 // synced commit, or the next checkpoint, which syncs the WAL first, makes
-// it durable). NORMAL and not OFF: under OFF SQLite syncs nothing, not
-// even around a checkpoint, so an automatic checkpoint (or the one Close
-// runs before deleting the WAL) would copy synced appends into the
-// database file without syncing it and then let the WAL be overwritten —
-// a power failure would lose acknowledged blocks (TestCheckpointSynced, TestCloseCheckpointSynced). It cannot resurrect or reorder anything: the WAL is replayed
-// in commit order and a torn tail is cut at the first bad checksum, so a
-// power failure keeps a prefix of the commits, and a removal is always
-// committed after the append of the block it removes (an Ack names a seq
-// that an earlier, synced commit assigned). Sequence numbers are never
-// reused, so a removal that comes back names no other block. A batch that
-// holds any other write is synced whole.
+// it durable). NORMAL and not OFF: under OFF SQLite syncs nothing, not even
+// around a checkpoint, so an automatic checkpoint (or the one Close runs
+// before deleting the WAL) would copy synced appends into the database file
+// without syncing it and then let the WAL be overwritten — a power failure
+// would lose acknowledged blocks (TestCheckpointSynced,
+// TestCloseCheckpointSynced). An unsynced removal cannot resurrect or
+// reorder anything: the WAL is replayed in commit order and a torn tail is cut at the first bad
+// checksum, so a power failure keeps a prefix of the commits, and a removal
+// is committed in the same transaction as the append of the block it
+// removes or after it (the committer runs one transaction at a time, and
+// every append is synced). Sequence numbers are never reused, so a removal
+// that comes back names no other block. A batch that holds any other write
+// is synced whole; DeleteQueue, although a removal, is synced too.
 //
 // Costs, per block (docs/BENCHMARKS.md, "Relay"): an append is one INSERT
 // and an ack one DELETE; each batch reads and writes each queue's counters
 // once (batch.go); lookups of queue records are answered from a bounded
-// cache (relay/store/internal/queuecache), since the relay looks a queue up on every command.
+// cache (relay/store/internal/queuecache), since the relay looks a queue up
+// on every command.
 //
 // docs/BENCHMARKS.md ("Storage engine choice") records why SQLite rather
 // than bbolt or Pebble: one sync per commit where bbolt needs two, and a
