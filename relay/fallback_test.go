@@ -1,0 +1,160 @@
+package relay
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/parley-messenger/parley/internal/leakcheck"
+	"github.com/parley-messenger/parley/relay/store"
+	"github.com/parley-messenger/parley/relay/store/memstore"
+)
+
+// TestLiveFallbackResumesWithoutDraining: a live subscription whose
+// window and in-memory overflow are full falls back to catch-up. Each
+// acknowledgement must then bring the next block at once, while the rest
+// of the window is still unacknowledged (the catch-up resumes where live
+// delivery left off instead of waiting for the window to drain), and no
+// block still in flight is pushed a second time. The recipient keeps
+// Window-1 blocks unacknowledged throughout, so a relay that waits for the
+// window to drain stalls here, and one that re-reads from the oldest
+// block delivers duplicates.
+func TestLiveFallbackResumesWithoutDraining(t *testing.T) {
+	t.Run("memstore", func(t *testing.T) { testLiveFallback(t, memstore.New(memstore.Options{})) })
+	t.Run("ranged", func(t *testing.T) { testLiveFallback(t, newRangedStore()) })
+}
+
+func testLiveFallback(t *testing.T, st store.Store) {
+	defer leakcheck.Check(t)()
+	const window = 4
+	// The window, the whole in-memory overflow, and more past it.
+	const n = window + pendingFactor*window + 12
+	ctx := testCtx(t)
+	r := startRelayOn(t, st, Limits{Window: window, CommandsPerSecond: 1 << 20, MaxQueueBlocks: 1 << 20})
+	defer r.stop()
+	rcp := dial(t, ctx, r.addr)
+	defer rcp.Close()
+	snd := dial(t, ctx, r.addr)
+	defer snd.Close()
+	q, err := rcp.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rcp.Subscribe(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	sq := q.SenderQueue()
+	for i := range uint32(n) {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], i)
+		if err := snd.Send(ctx, &sq, b[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	times := make(map[uint32]int) // deliveries per payload
+	var unacked []uint64          // delivered, not yet acknowledged, oldest first
+	receive := func() {
+		t.Helper()
+		select {
+		case d := <-rcp.Deliveries():
+			times[binary.BigEndian.Uint32(d.Payload)]++
+			unacked = append(unacked, d.Seq)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("stalled with %d blocks unacknowledged after %d distinct deliveries", len(unacked), len(times))
+		}
+	}
+	for range window {
+		receive()
+	}
+	// One acknowledgement, one new delivery: Window-1 stay in flight.
+	for len(times) < n {
+		if err := rcp.Ack(ctx, q, unacked[0]); err != nil {
+			t.Fatal(err)
+		}
+		unacked = unacked[1:]
+		receive()
+	}
+	for p, k := range times {
+		if k != 1 {
+			t.Errorf("payload %d delivered %d times", p, k)
+		}
+	}
+	if len(times) != n {
+		t.Errorf("%d distinct blocks delivered, want %d", len(times), n)
+	}
+	// Nothing more is pushed: every block was delivered once.
+	select {
+	case d := <-rcp.Deliveries():
+		t.Errorf("extra delivery of seq %d", d.Seq)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestFallbackSkipsBlocksInFlight: sends stored concurrently can reach
+// appended out of Seq order, so a block above the point where live
+// delivery fell back may already be in flight. The catch-up that resumes
+// there must not push it a second time, and must push the blocks around
+// it that are not in flight.
+func TestFallbackSkipsBlocksInFlight(t *testing.T) {
+	ctx := testCtx(t)
+	st := memstore.New(memstore.Options{})
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	s, err := NewServer(Config{Key: key, Store: st, Limits: Limits{Window: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.ctx = ctx // as Serve sets it
+	q := store.Queue{RecipientID: store.ID{1}, SenderID: store.ID{2}, Created: time.Now()}
+	if err := st.CreateQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if seq, err := st.Append(ctx, q.RecipientID, []byte{byte(i)}, time.Now(), 100); err != nil || seq != uint64(i+1) {
+			t.Fatalf("append %d: seq %d, %v", i, seq, err)
+		}
+	}
+	aead, err := chacha20poly1305.NewX(make([]byte, chacha20poly1305.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newConn(s, nil, nil)
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	defer c.cancel()
+	// Blocks 1 and 2 were pushed and acknowledged; 4 was pushed live
+	// before 3 reached appended, which found the window full and fell
+	// back at 3.
+	if err := st.Ack(ctx, q.RecipientID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Ack(ctx, q.RecipientID, 2); err != nil {
+		t.Fatal(err)
+	}
+	sub := &subscription{id: q.RecipientID, aead: aead, conn: c, inflight: map[uint64]struct{}{4: {}}}
+	sub.skip(3)
+	s.kick(sub)
+
+	// The window has room for 3: the catch-up reads 3, 4 and 5 and
+	// pushes 3 and 5.
+	if len(c.out) != 2 {
+		t.Fatalf("%d blocks pushed, want 2 (seq 3 and 5; 4 is in flight)", len(c.out))
+	}
+	// The next kick (an acknowledgement's) fills the window with 6.
+	s.kick(sub)
+	if len(c.out) != 3 {
+		t.Fatalf("%d blocks pushed in all, want 3 (seq 3, 5, 6)", len(c.out))
+	}
+	for _, seq := range []uint64{3, 4, 5, 6} {
+		if _, ok := sub.inflight[seq]; !ok {
+			t.Errorf("seq %d not in flight", seq)
+		}
+	}
+	if len(sub.inflight) != 4 {
+		t.Errorf("%d blocks in flight, want 4", len(sub.inflight))
+	}
+}
