@@ -25,9 +25,8 @@ import (
 //     catch-up. With a blockRanger the fallback resumes at once from the
 //     lowest Seq that live delivery passed over (resume), skipping blocks
 //     still in flight, instead of draining the window and reading the
-//     queue again from its oldest block: that stall, one window's round
-//     trip per fallback, kept a recipient that had fallen behind from ever
-//     catching up under a steady sender.
+//     queue again from its oldest block (a stall of one window's round
+//     trip per fallback).
 //
 // A block pushed twice (a send racing the switch to live) is delivered
 // twice: delivery is at least once and the client de-duplicates.
