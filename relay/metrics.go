@@ -18,9 +18,6 @@ type metrics struct {
 	delivered   atomic.Uint64 // blocks pushed or fetched
 	acked       atomic.Uint64 // blocks acknowledged
 	expired     atomic.Uint64 // blocks expired
-
-	handshakes        atomic.Int64  // TLS handshakes in progress
-	handshakesRefused atomic.Uint64 // TCP connections closed over MaxHandshakes
 }
 
 // WriteMetrics writes the relay's counters in the Prometheus text
@@ -34,8 +31,6 @@ func (s *Server) WriteMetrics(w io.Writer) error {
 		{"parley_relay_connections_open", "Client connections being served.", "gauge", uint64(max(s.conns.Load(), 0))},
 		{"parley_relay_connections_total", "Client connections accepted.", "counter", m.connections.Load()},
 		{"parley_relay_connections_refused_total", "Connections refused over the connection limit.", "counter", m.refused.Load()},
-		{"parley_relay_handshakes_in_progress", "TLS handshakes in progress.", "gauge", uint64(max(m.handshakes.Load(), 0))},
-		{"parley_relay_handshakes_refused_total", "TCP connections closed before their TLS handshake over the handshake limit.", "counter", m.handshakesRefused.Load()},
 		{"parley_relay_commands_total", "Commands received.", "counter", m.commands.Load()},
 		{"parley_relay_errors_total", "Error responses sent.", "counter", m.errors.Load()},
 		{"parley_relay_queues_created_total", "Queues created.", "counter", m.created.Load()},

@@ -65,22 +65,6 @@ type Limits struct {
 	// ExpiryInterval is how often expired blocks are removed (default
 	// 1 minute, or BlockTTL/4 if that is shorter).
 	ExpiryInterval time.Duration
-	// MaxHandshakes bounds the TLS handshakes in progress at once
-	// (default 64), checked on each accepted TCP connection before its
-	// handshake starts. A connection over the bound is closed at once:
-	// no TLS alert is possible before a handshake, so that client is
-	// not told why (the connection limit, checked after the handshake,
-	// is). The default is well above the cores of a relay, so that
-	// honest clients on slow links are not queued behind one another,
-	// and bounds a flood of handshakes to 64 goroutines with their TLS
-	// state. A peer that opens MaxHandshakes connections and sends
-	// nothing holds every slot for up to HandshakeTimeout: the relay
-	// keeps no addresses, so it has no per-address bound.
-	MaxHandshakes int
-	// HandshakeTimeout bounds one TLS handshake (default 10 s, the
-	// deadline the HTTP server applied before this bound existed); its
-	// slot is released when it expires.
-	HandshakeTimeout time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
@@ -104,8 +88,6 @@ func (l Limits) withDefaults() Limits {
 	defd(&l.WriteTimeout, 10*time.Second)
 	defd(&l.IdleTimeout, 5*time.Minute)
 	defd(&l.ExpiryInterval, min(time.Minute, l.BlockTTL/4))
-	def(&l.MaxHandshakes, 64)
-	defd(&l.HandshakeTimeout, 10*time.Second)
 	// A full window of pushed blocks must fit in half the send buffer,
 	// or a subscriber keeping up with its window would be cut off.
 	l.SendBuffer = max(l.SendBuffer, 2*l.Window*(l.BlockSize+wire.SealedOverhead+wire.FrameOverhead))
@@ -249,12 +231,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.expiryLoop(ctx) })
 	errc := make(chan error, 1)
-	// The handshake happens in the listener, under MaxHandshakes and
-	// HandshakeTimeout; the HTTP server's own handshake call is then a
-	// no-op.
-	hl := newHandshakeListener(gatherListener{ln, &s.gatherPool}, s.tls, s.limits.MaxHandshakes, s.limits.HandshakeTimeout, &s.metrics)
-	defer hl.Close()
-	wg.Go(func() { errc <- srv.Serve(hl) })
+	wg.Go(func() { errc <- srv.Serve(tls.NewListener(gatherListener{ln, &s.gatherPool}, s.tls)) })
 	s.log.Info("relay serving", "block_size", s.limits.BlockSize)
 
 	var err error
