@@ -65,7 +65,10 @@ func testLiveFallback(t *testing.T, st store.Store) {
 		case d := <-rcp.Deliveries():
 			times[binary.BigEndian.Uint32(d.Payload)]++
 			unacked = append(unacked, d.Seq)
-		case <-time.After(5 * time.Second):
+		case <-ctx.Done():
+			// A relay that waits for the window to drain never sends
+			// the next block: the test's deadline, not a short timer,
+			// decides (a loaded CI machine may be slow, never stalled).
 			t.Fatalf("stalled with %d blocks unacknowledged after %d distinct deliveries", len(unacked), len(times))
 		}
 	}
