@@ -23,8 +23,9 @@ const authCacheMax = 4096
 const maxConcurrentSends = 64
 
 // conn is one client connection. Its reader (run) owns the fields marked
-// reader-owned; the writer goroutine owns the WebSocket's write side;
-// other connections touch only the outbox and subs, under their mutexes.
+// reader-owned; the writer goroutine, which exists only while frames are
+// queued or being written, owns the WebSocket's write side; other
+// connections touch only the outbox and subs, under their mutexes.
 type conn struct {
 	s        *Server
 	ws       *websocket.Conn
@@ -49,11 +50,18 @@ type conn struct {
 	tokens    float64
 	lastFill  time.Time
 
-	outMu    sync.Mutex // guards out, outBytes and drained
+	// The outbox. An idle connection has no writer goroutine: the
+	// enqueue that finds none running starts one (writing), and the
+	// writer exits when it finds out empty. Both decisions are taken
+	// under outMu, so a frame queued while the writer is deciding to
+	// exit is either taken by it or starts the next one.
+	outMu    sync.Mutex // guards out, outBytes, drained, live and writing
 	out      []outFrame
 	outBytes int           // queued plus being written
-	outReady chan struct{} // cap 1: out has frames
 	drained  chan struct{} // closed (and replaced) when the writer finishes a batch
+	live     bool          // run is serving: an enqueue may start a writer
+	writing  bool          // a writer goroutine runs (or is starting)
+	writers  sync.WaitGroup
 
 	// Sends and acks are stored concurrently, so that one connection's
 	// writes share the store's group commit; appendSem bounds them.
@@ -94,7 +102,6 @@ func newConn(s *Server, ws *websocket.Conn, exporter []byte) *conn {
 		tokens:    float64(2 * s.limits.CommandsPerSecond),
 		lastFill:  time.Now(),
 		start:     time.Now(),
-		outReady:  make(chan struct{}, 1),
 		drained:   make(chan struct{}),
 		appendSem: make(chan struct{}, maxConcurrentSends),
 		subs:      make(map[store.ID]*subscription),
@@ -102,7 +109,8 @@ func newConn(s *Server, ws *websocket.Conn, exporter []byte) *conn {
 }
 
 // run serves the connection until it fails or ctx is done. It owns the
-// writer goroutine and waits for it.
+// writer goroutines (started by enqueueLocked while it is live) and
+// waits for them.
 func (c *conn) run(ctx context.Context) {
 	c.ctx, c.cancel = context.WithCancel(ctx)
 	defer c.cancel()
@@ -128,15 +136,22 @@ func (c *conn) run(ctx context.Context) {
 	c.wdog = time.AfterFunc(c.s.limits.WriteTimeout, c.writeCheck)
 	c.wdog.Stop()
 
-	var wg sync.WaitGroup
-	wg.Go(c.writer)
+	c.outMu.Lock()
+	c.live = true
+	c.outMu.Unlock()
 	defer func() {
 		c.idle.Stop()
 		c.wdog.Stop()
 		c.cancel()
 		<-closed // the AfterFunc above has closed the WebSocket
 		c.appends.Wait()
-		wg.Wait()
+		// Pushes from other connections go on until
+		// dropSubscriptions; once live is false they start no writer,
+		// so none is added to writers after (or during) its Wait.
+		c.outMu.Lock()
+		c.live = false
+		c.outMu.Unlock()
+		c.writers.Wait()
 		c.dropSubscriptions()
 	}()
 	rctx := context.WithoutCancel(c.ctx)
@@ -223,18 +238,25 @@ func (c *conn) fatal(corr uint64, code wire.Code) {
 }
 
 // writer sends queued frames, each within WriteTimeout; a failed or slow
-// write ends the connection.
+// write ends the connection. It is started by the enqueue that finds no
+// writer running and returns once the outbox is empty, or when the
+// connection ends (leaving writing set, so that no other starts).
 func (c *conn) writer() {
 	wctx := context.WithoutCancel(c.ctx) // see run
 	for {
-		select {
-		case <-c.ctx.Done():
+		if c.ctx.Err() != nil {
 			return
-		case <-c.outReady:
 		}
 		c.outMu.Lock()
 		batch := c.out
 		c.out = nil
+		if len(batch) == 0 {
+			// Under outMu: the next enqueue sees writing false and
+			// starts a writer, so no frame is left behind.
+			c.writing = false
+			c.outMu.Unlock()
+			return
+		}
 		c.outMu.Unlock()
 		n := 0
 		c.wdog.Reset(c.s.limits.WriteTimeout)
@@ -309,12 +331,14 @@ func (c *conn) push(f outFrame) bool {
 	return true
 }
 
+// enqueueLocked queues f and, if no writer runs and run is serving,
+// starts one. c.outMu must be held.
 func (c *conn) enqueueLocked(f outFrame) {
 	c.out = append(c.out, f)
 	c.outBytes += len(f.b)
-	select {
-	case c.outReady <- struct{}{}:
-	default:
+	if c.live && !c.writing {
+		c.writing = true
+		c.writers.Go(c.writer)
 	}
 }
 
