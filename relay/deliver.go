@@ -22,11 +22,7 @@ import (
 //     soon as it is stored, up to Window unacknowledged blocks; past the
 //     window, up to pendingFactor*Window more wait in memory and are pushed
 //     as acknowledgements come. Past that the subscription falls back to
-//     catch-up. With a blockRanger the fallback resumes at once from the
-//     lowest Seq that live delivery passed over (resume), skipping blocks
-//     still in flight, instead of draining the window and reading the
-//     queue again from its oldest block (a stall of one window's round
-//     trip per fallback).
+//     catch-up once everything in flight is acknowledged.
 //
 // A block pushed twice (a send racing the switch to live) is delivered
 // twice: delivery is at least once and the client de-duplicates.
@@ -41,11 +37,6 @@ type subscription struct {
 	pending  []pendingBlock      // stored while the window was full, in order
 	reading  bool                // a windowed catch-up is under way (blockRanger)
 	next     uint64              // the catch-up reads blocks from this Seq on
-	// skipped: appended passed over a block (the subscription was not
-	// live or its memory was full) since the last catch-up ended; resume
-	// is the lowest Seq it passed over.
-	skipped bool
-	resume  uint64
 }
 
 // blockRanger is an optional store capability: the blocks of a queue with
@@ -173,19 +164,10 @@ func (s *Server) kick(sub *subscription) {
 // meanwhile is either read here or pushed live by appended.
 func (s *Server) catchUpLocked(sub *subscription, br blockRanger) {
 	if !sub.reading {
-		switch {
-		case sub.skipped:
-			// A fallback from live: every block below resume was
-			// pushed (live delivery follows a catch-up that found
-			// the queue empty, and blocks become visible in Seq
-			// order), so the catch-up starts there; blocks still in
-			// flight are skipped below.
-			sub.reading, sub.next = true, sub.resume
-		case len(sub.inflight) > 0:
+		if len(sub.inflight) > 0 {
 			return
-		default:
-			sub.reading, sub.next = true, 0
 		}
+		sub.reading, sub.next = true, 0
 	}
 	room := s.limits.Window - len(sub.inflight)
 	if room <= 0 {
@@ -197,15 +179,11 @@ func (s *Server) catchUpLocked(sub *subscription, br blockRanger) {
 		return
 	}
 	if len(blocks) == 0 {
-		// Every block appended passed over is now either read here
-		// (it is visible: appended runs after its append) or gone.
-		sub.live, sub.reading, sub.skipped = true, false, false
+		sub.live, sub.reading = true, false
 		return
 	}
 	for _, b := range blocks {
-		if _, ok := sub.inflight[b.Seq]; !ok {
-			s.pushLocked(sub, b.Seq, b.Data)
-		}
+		s.pushLocked(sub, b.Seq, b.Data)
 		sub.next = b.Seq + 1
 	}
 }
@@ -224,26 +202,16 @@ func (s *Server) appended(id store.ID, seq uint64, data []byte) {
 	}
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	if sub.conn == nil {
+	if sub.conn == nil || !sub.live {
 		return
 	}
 	switch {
-	case !sub.live:
-		sub.skip(seq) // a catch-up reads it from the store
 	case len(sub.inflight) < s.limits.Window && len(sub.pending) == 0:
 		s.pushLocked(sub, seq, data)
 	case len(sub.pending) < pendingFactor*s.limits.Window:
 		sub.pending = append(sub.pending, pendingBlock{seq, data})
 	default:
-		sub.live = false // catch up from the store (see subscription)
-		sub.skip(seq)
-	}
-}
-
-// skip records that appended passed over the block seq. sub.mu is held.
-func (sub *subscription) skip(seq uint64) {
-	if !sub.skipped || seq < sub.resume {
-		sub.skipped, sub.resume = true, seq
+		sub.live = false // catch up from the store once all is acknowledged
 	}
 }
 

@@ -90,9 +90,13 @@ func readMetrics(t *testing.T, s *Server) map[string]uint64 {
 func TestKeepAliveHoldsIdleConnection(t *testing.T) {
 	defer leakcheck.Check(t)()
 	ctx := testCtx(t)
-	r := startRelay(t, Limits{IdleTimeout: 300 * time.Millisecond})
+	// A ping unanswered within PingInterval makes the client reconnect:
+	// 250 ms leaves room for a loaded machine under -race (50 ms failed
+	// about one run in sixteen), and the relay's idle timeout is four
+	// ping intervals.
+	r := startRelay(t, Limits{IdleTimeout: time.Second})
 	defer r.stop()
-	rcp, err := client.Dial(ctx, r.addr, &client.Options{MinBackoff: 10 * time.Millisecond, PingInterval: 50 * time.Millisecond})
+	rcp, err := client.Dial(ctx, r.addr, &client.Options{MinBackoff: 10 * time.Millisecond, PingInterval: 250 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +109,7 @@ func TestKeepAliveHoldsIdleConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := readMetrics(t, r.srv)["parley_relay_connections_total"]
-	time.Sleep(time.Second) // over three idle timeouts
+	time.Sleep(3200 * time.Millisecond) // over three idle timeouts
 	if after := readMetrics(t, r.srv)["parley_relay_connections_total"]; after != before {
 		t.Fatalf("connections accepted went from %d to %d: the idle client reconnected", before, after)
 	}
