@@ -1,114 +1,18 @@
 package boltstore_test
 
 import (
-	"context"
-	"errors"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/parley-messenger/parley/internal/leakcheck"
 	"github.com/parley-messenger/parley/relay/store"
 	"github.com/parley-messenger/parley/relay/store/boltstore"
 	"github.com/parley-messenger/parley/relay/store/storetest"
 )
 
-// review2Image copies the database file as it is on disk while the store
-// is open and idle: what a crash of the relay process leaves (every
-// committed transaction is in the file).
-func review2Image(t *testing.T, dir string) string {
-	t.Helper()
-	img := t.TempDir()
-	for _, name := range []string{"relay.db"} {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(img, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return filepath.Join(img, "relay.db")
-}
-
-// TestReview2SeqNeverReusedAfterCrash: after a crash a queue may come back
-// with blocks whose removal was lost (bbolt syncs every removal, but an
-// ack racing the crash is lost all the same), or with every block
-// removed. Either way the
-// next append gets a seq above every seq assigned before the crash, so an
-// ack the recipient sends for a block it saw before the crash can never
-// remove a block appended after it; an ack whose removal was lost only
-// leaves its block to be delivered again, under the same seq.
+// TestReview2SeqNeverReusedAfterCrash: bbolt syncs every removal, but an
+// ack racing a crash is lost all the same; sequence numbers must never be
+// reused (storetest.SeqNeverReusedAfterCrash).
 func TestReview2SeqNeverReusedAfterCrash(t *testing.T) {
-	defer leakcheck.Check(t)()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	dir := t.TempDir()
-	s, err := boltstore.Open(filepath.Join(dir, "relay.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	q := storetest.NewQueue(t)
-	if err := s.CreateQueue(ctx, q); err != nil {
-		t.Fatal(err)
-	}
-	var last uint64
-	for i := range 5 {
-		if last, err = s.Append(ctx, q.RecipientID, []byte{byte(i)}, time.Now(), 100); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Image 1: before any ack (the acks below are all lost).
-	beforeAcks := review2Image(t, dir)
-	for seq := last - 4; seq <= last; seq++ {
-		if err := s.Ack(ctx, q.RecipientID, seq); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Image 2: every block removed, the queue empty.
-	afterAcks := review2Image(t, dir)
-
-	t.Run("AcksLost", func(t *testing.T) {
-		img, err := boltstore.Open(beforeAcks, boltstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer img.Close()
-		b, err := img.First(ctx, q.RecipientID)
-		if err != nil || b.Seq != last-4 || len(b.Data) != 1 || b.Data[0] != 0 {
-			t.Fatalf("first block after losing the acks: seq %d %x, %v; want seq %d again", b.Seq, b.Data, err, last-4)
-		}
-		seq, err := img.Append(ctx, q.RecipientID, []byte("new"), time.Now(), 100)
-		if err != nil || seq <= last {
-			t.Fatalf("append after the crash: seq %d, %v; want above %d", seq, err, last)
-		}
-	})
-	t.Run("QueueEmptied", func(t *testing.T) {
-		img, err := boltstore.Open(afterAcks, boltstore.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer img.Close()
-		if _, err := img.First(ctx, q.RecipientID); !errors.Is(err, store.ErrNoBlock) {
-			t.Fatalf("First: %v, want store.ErrNoBlock", err)
-		}
-		seq, err := img.Append(ctx, q.RecipientID, []byte("new"), time.Now(), 100)
-		if err != nil || seq <= last {
-			t.Fatalf("append to the emptied queue after the crash: seq %d, %v; want above %d (a reused seq lets an old ack remove it)", seq, err, last)
-		}
-		// A late ack of a block seen before the crash removes nothing.
-		for old := uint64(1); old <= last; old++ {
-			if err := img.Ack(ctx, q.RecipientID, old); !errors.Is(err, store.ErrNoBlock) {
-				t.Fatalf("ack of pre-crash seq %d: %v, want store.ErrNoBlock", old, err)
-			}
-		}
-		if b, err := img.First(ctx, q.RecipientID); err != nil || b.Seq != seq || string(b.Data) != "new" {
-			t.Fatalf("the new block: seq %d %q, %v", b.Seq, b.Data, err)
-		}
-	})
+	storetest.SeqNeverReusedAfterCrash(t, func(path string) (store.Store, error) {
+		return boltstore.Open(path, boltstore.Options{})
+	}, []string{"relay.db"})
 }
