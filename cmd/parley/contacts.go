@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley-messenger/parley/agent"
+	"github.com/parley-messenger/parley/relay/client"
 )
 
 const (
@@ -336,27 +336,23 @@ func hasRelay(a *agent.Agent, addr string) bool {
 	return false
 }
 
-// relayFingerprintSize is the size of a relay's key fingerprint in its
-// address (SHA-256; docs/PROTOCOL.md, "Relay protocol", "Transport").
-const relayFingerprintSize = 32
-
-// checkRelayAddress checks the form parley://FINGERPRINT@host:port, with
-// a fingerprint of 32 bytes in unpadded base64url, before the address is
-// stored (the agent only checks the outline).
+// checkRelayAddress checks the form parley://FINGERPRINT@host:port before
+// the address is stored (the agent only checks the outline), with the
+// relay client's own parser, which accepts one spelling per address.
 func checkRelayAddress(addr string) error {
 	rest, ok := strings.CutPrefix(addr, "parley://")
 	if !ok || strings.HasPrefix(addr, agent.InvitePrefix) {
 		return fmt.Errorf("%q is not a relay address", truncate(addr, 80))
 	}
-	fp, hostport, ok := strings.Cut(rest, "@")
+	_, hostport, ok := strings.Cut(rest, "@")
 	if !ok {
 		return fmt.Errorf("%q has no fingerprint before '@'", truncate(addr, 80))
 	}
-	if raw, err := base64.RawURLEncoding.Strict().DecodeString(fp); err != nil || len(raw) != relayFingerprintSize {
-		return fmt.Errorf("the fingerprint in %q is not %d bytes of base64url", truncate(addr, 80), relayFingerprintSize)
-	}
 	if host, port, err := net.SplitHostPort(hostport); err != nil || host == "" || port == "" {
 		return fmt.Errorf("%q does not end with host:port", truncate(addr, 80))
+	}
+	if err := client.CheckAddress(addr); err != nil {
+		return fmt.Errorf("the fingerprint in %q is not 32 bytes of base64url", truncate(addr, 80))
 	}
 	return nil
 }

@@ -37,8 +37,11 @@ func ParseAddress(addr string) (fp [FingerprintSize]byte, hostport string, err e
 	if !ok {
 		return fp, "", fmt.Errorf("relay address %q: no fingerprint before '@'", addr)
 	}
+	// encoding/base64 skips '\r' and '\n' even in strict mode, so a
+	// decoded fingerprint is accepted only if it re-encodes to exactly
+	// what was written: one address, one spelling.
 	raw, err := base64.RawURLEncoding.Strict().DecodeString(enc)
-	if err != nil || len(raw) != FingerprintSize {
+	if err != nil || len(raw) != FingerprintSize || base64.RawURLEncoding.EncodeToString(raw) != enc {
 		return fp, "", fmt.Errorf("relay address %q: fingerprint is not %d bytes of unpadded base64url", addr, FingerprintSize)
 	}
 	if _, _, err := net.SplitHostPort(hostport); err != nil {

@@ -168,6 +168,8 @@ func TestAddress(t *testing.T) {
 		a[:len(a)-5],                    // no port
 		a[:9] + "=" + a[10:],            // not base64url
 		"parley://" + a[9:52] + "A@h:1", // wrong length
+		a[:10] + "\r" + a[10:],          // base64 decoders skip CR and LF
+		a[:10] + "\n" + a[10:],
 	} {
 		if _, _, err := ParseAddress(bad); err == nil {
 			t.Errorf("ParseAddress(%q) accepted", bad)
@@ -306,6 +308,7 @@ func FuzzAddress(f *testing.F) {
 	var fp [FingerprintSize]byte
 	f.Add(FormatAddress(fp, "127.0.0.1:5223"))
 	f.Add(FormatAddress(fp, "[::1]:443"))
+	f.Add("parley://0\r000000000000000000000000000000000000000000@:")
 	f.Fuzz(func(t *testing.T, s string) {
 		fp, hp, err := ParseAddress(s)
 		if err != nil {
