@@ -82,3 +82,37 @@ type Store interface {
 	// Close releases the store. Pending appends complete or fail first.
 	Close() error
 }
+
+// Stager is an optional capability of a Store, which the relay finds by a
+// type assertion: an append that reports the block's Seq as soon as it is
+// fixed, before the block is durable, so that the relay can deliver the
+// block to an online recipient while the store's commit (and its fsync)
+// runs. The sender is still answered only once AppendStaged returns nil,
+// that is, once the block is durable (docs/PROTOCOL.md, "Delivery before
+// durability").
+//
+// AppendStaged is Append, and in addition calls staged(seq) exactly once
+// before it returns nil, on the goroutine that called AppendStaged (never
+// on a store goroutine, and under no store lock, so staged may call any
+// method of the store), as soon as:
+//
+//   - every precondition has passed (the queue exists and is not full: a
+//     staged block is never then refused with ErrQueueFull or ErrNotFound),
+//     and
+//   - seq is final: the block will be committed under this seq unless the
+//     commit itself fails or the process dies first.
+//
+// A durable store calls it before its commit's sync. If the commit then
+// fails, AppendStaged returns the commit's error having called staged
+// (or not, if the error came first or ctx ended). Either way the store
+// never gives seq to another block of the queue, not even after a crash
+// (a block seen under seq and then lost must not let a recipient's ack of
+// seq remove a later block): durable stores persist a boot counter and
+// start each boot's sequence numbers above the last boot's
+// (relay/store/internal/seqs).
+//
+// A removal (Ack) of the block submitted once staged has been called
+// removes it: it is ordered after the block's write.
+type Stager interface {
+	AppendStaged(ctx context.Context, recipient ID, data []byte, received time.Time, max int, staged func(seq uint64)) (seq uint64, err error)
+}

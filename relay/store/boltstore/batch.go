@@ -23,6 +23,11 @@ type batch struct {
 	// evict lists the queues whose records the transaction changed: their
 	// cached copies are dropped once it ends, committed or not.
 	evict []store.ID
+	// high is the highest seq the transaction assigned (0: none), and
+	// staged whether its appends were staged: if its commit then fails,
+	// the Store's seqs skip past high (relay/store/internal/seqs).
+	high   uint64
+	staged bool
 }
 
 type batchState struct {

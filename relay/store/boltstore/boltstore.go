@@ -24,6 +24,12 @@
 // are answered from a bounded cache (relay/store/internal/queuecache),
 // since the relay looks a queue up on every command.
 //
+// Staged appends (store.Stager) report a block's seq once the block is in
+// the transaction, before tx.Commit writes and syncs it; sequence numbers
+// follow relay/store/internal/seqs (a boot counter in the meta bucket,
+// incremented and synced at every Open), so a seq shown and then lost is
+// never given to another block.
+//
 // Blocks are keyed by recipient ID and big-endian sequence number, so a
 // queue's blocks are contiguous and in order; a second index by received
 // time makes Expire cost what it removes. The layout is described in
@@ -33,6 +39,7 @@ package boltstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -43,6 +50,7 @@ import (
 	"github.com/parley-messenger/parley/relay/store"
 	"github.com/parley-messenger/parley/relay/store/internal/groupcommit"
 	"github.com/parley-messenger/parley/relay/store/internal/queuecache"
+	"github.com/parley-messenger/parley/relay/store/internal/seqs"
 )
 
 // Defaults for Options.
@@ -81,12 +89,19 @@ type Store struct {
 	c     *groupcommit.Committer[*batch] // every write goes through it
 	b     batch                          // the committer's, reused by each transaction
 	cache *queuecache.Cache
+	seqs  seqs.Seqs // this boot's seq rule; the committer's
+	// beforeCommit, if set (tests only, before the first write), runs on
+	// the committer after staged and before tx.Commit.
+	beforeCommit func()
 
 	mu     sync.RWMutex // guards closed; held (read) while reading db
 	closed bool
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Stager = (*Store)(nil)
+)
 
 // Open opens (creating if needed) the store in the file at path and starts
 // its committer; Close stops it.
@@ -108,7 +123,14 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("boltstore: opening %s: %w", path, err)
 	}
-	if err := db.Update(initLayout); err != nil {
+	// The layout, and the boot counter's increment, committed and
+	// fsync'd before any seq of this boot is assigned.
+	var rule seqs.Seqs
+	if err := db.Update(func(tx *bolt.Tx) error {
+		var err error
+		rule, err = initLayout(tx)
+		return err
+	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("boltstore: opening %s: %w", path, err)
 	}
@@ -117,9 +139,28 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.CacheQueues == 0 {
 		opts.CacheQueues = DefaultCacheQueues
 	}
-	s := &Store{db: db, b: batch{states: map[store.ID]*batchState{}}, cache: queuecache.New(opts.CacheQueues)}
-	update := func(_ bool, fn func(*batch) error) error {
-		err := db.Update(func(tx *bolt.Tx) error { return s.b.run(tx, fn) })
+	s := &Store{db: db, b: batch{states: map[store.ID]*batchState{}}, cache: queuecache.New(opts.CacheQueues), seqs: rule}
+	update := func(_ bool, fn func(*batch) error, staged func()) error {
+		s.b.high = 0
+		// bbolt writes a transaction's pages and syncs them in Commit,
+		// after this function returns: staged runs before both.
+		err := db.Update(func(tx *bolt.Tx) error {
+			if err := s.b.run(tx, fn); err != nil {
+				return err
+			}
+			staged()
+			s.b.staged = true
+			if s.beforeCommit != nil {
+				s.beforeCommit()
+			}
+			return nil
+		})
+		if err != nil && s.b.staged && s.b.high != 0 {
+			// The counters roll back, but a recipient may have seen the
+			// staged seqs: they are never assigned again.
+			s.seqs.Skip(s.b.high)
+		}
+		s.b.staged = false
 		for _, id := range s.b.evict {
 			s.cache.Evict(id)
 		}
@@ -129,25 +170,41 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func initLayout(tx *bolt.Tx) error {
+// initLayout creates the buckets if needed, checks the layout version and
+// increments the boot counter, returning this boot's seq rule. A file
+// written before the counter existed has none: it is at boot 0 (the key is
+// additive; a relay that predates it delivered only committed blocks).
+func initLayout(tx *bolt.Tx) (seqs.Seqs, error) {
 	meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 	if err != nil {
-		return err
+		return seqs.Seqs{}, err
 	}
 	switch v := meta.Get(keyVersion); {
 	case v == nil:
 		if err := meta.Put(keyVersion, []byte{layoutVersion}); err != nil {
-			return err
+			return seqs.Seqs{}, err
 		}
 	case !bytes.Equal(v, []byte{layoutVersion}):
-		return fmt.Errorf("unsupported layout version %x", v)
+		return seqs.Seqs{}, fmt.Errorf("unsupported layout version %x", v)
 	}
 	for _, name := range [][]byte{bucketQueues, bucketSenders, bucketState, bucketBlocks, bucketExpiry} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return err
+			return seqs.Seqs{}, err
 		}
 	}
-	return nil
+	var boot uint64
+	switch v := meta.Get(keyBoots); {
+	case v == nil:
+	case len(v) == seqSize:
+		boot = binary.BigEndian.Uint64(v)
+	default:
+		return seqs.Seqs{}, errBadRecord
+	}
+	rule, err := seqs.ForBoot(boot)
+	if err != nil {
+		return seqs.Seqs{}, err
+	}
+	return rule, meta.Put(keyBoots, binary.BigEndian.AppendUint64(nil, boot+1))
 }
 
 // Close waits for every write already submitted to commit, stops the
@@ -355,12 +412,24 @@ func getState(tx *bolt.Tx, recipient store.ID) (queueState, error) {
 // durable; store.ErrQueueFull when the queue already holds max blocks
 // (max < 1 refuses every block).
 func (s *Store) Append(ctx context.Context, recipient store.ID, data []byte, received time.Time, max int) (uint64, error) {
+	return s.AppendStaged(ctx, recipient, data, received, max, nil)
+}
+
+// AppendStaged is Append, calling staged(seq) on the caller's goroutine
+// once the block and its queue's counters are in the transaction and
+// before tx.Commit writes and syncs it (store.Stager); a nil staged is
+// Append.
+//
+// The seq is the queue's counter, or this boot's floor if that is higher
+// (relay/store/internal/seqs): a seq staged and then lost to a crash or a
+// failed commit is never assigned again.
+func (s *Store) AppendStaged(ctx context.Context, recipient store.ID, data []byte, received time.Time, max int, staged func(seq uint64)) (uint64, error) {
 	// The value is built (and data copied) here, outside the committer:
 	// the caller may reuse data as soon as a cancelled ctx lets it return.
 	recv := sortableTime(received)
 	val := blockValue(recv, data)
 	var seq uint64
-	err := s.c.Submit(ctx, func(b *batch) error {
+	fn := func(b *batch) error {
 		st, err := b.queue(recipient)
 		if err != nil {
 			return err
@@ -368,18 +437,31 @@ func (s *Store) Append(ctx context.Context, recipient store.ID, data []byte, rec
 		if max < 1 || st.count >= uint64(max) {
 			return store.ErrQueueFull
 		}
-		if err := b.blocks.Put(blockKey(recipient, st.next), val); err != nil {
+		next, err := s.seqs.Assign(st.next)
+		if err != nil {
 			return err
 		}
-		if err := b.expiry.Put(expiryKeyOf(recv, recipient, st.next), nil); err != nil {
+		if err := b.blocks.Put(blockKey(recipient, next), val); err != nil {
 			return err
 		}
-		seq = st.next
-		st.next++
+		if err := b.expiry.Put(expiryKeyOf(recv, recipient, next), nil); err != nil {
+			return err
+		}
+		seq = next
+		if next > b.high {
+			b.high = next
+		}
+		st.next = next + 1
 		st.count++
 		st.dirty = true
 		return nil
-	})
+	}
+	var err error
+	if staged == nil {
+		err = s.c.Submit(ctx, fn)
+	} else {
+		err = s.c.SubmitStaged(ctx, fn, func() { staged(seq) })
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -14,6 +14,7 @@ import (
 // operations the relay does often are a seek and a short scan.
 //
 //	meta    "version"            -> layoutVersion
+//	meta    "boots"              -> times opened (8), absent before the first
 //	queues  recipientID          -> queue record (encodeQueue)
 //	senders senderID             -> recipientID
 //	state   recipientID          -> next seq (8) || blocks waiting (8)
@@ -31,6 +32,7 @@ var (
 	bucketBlocks  = []byte("blocks")
 	bucketExpiry  = []byte("expiry")
 	keyVersion    = []byte("version")
+	keyBoots      = []byte("boots")
 )
 
 // layoutVersion is the version of the layout above and of the queue

@@ -46,7 +46,10 @@ type Store struct {
 	senders map[store.ID]*queue // by sender ID
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Stager = (*Store)(nil)
+)
 
 // queue is one queue and its waiting blocks, live in blocks[head:], in
 // increasing Seq order.
@@ -178,6 +181,23 @@ func blockCost(data []byte) int64 { return blockOverhead + int64(len(data)) }
 // store.ErrQueueFull when the queue holds max blocks already (max < 1
 // refuses every block) or when the store's memory budget is reached.
 func (s *Store) Append(ctx context.Context, recipient store.ID, data []byte, received time.Time, max int) (uint64, error) {
+	return s.append(ctx, recipient, data, received, max)
+}
+
+// AppendStaged is Append, then staged(seq) on the caller's goroutine once
+// the store's lock is released (store.Stager). A memstore has no commit to
+// wait for: the block is stored (as durably as it will ever be) when
+// staged runs.
+func (s *Store) AppendStaged(ctx context.Context, recipient store.ID, data []byte, received time.Time, max int, staged func(seq uint64)) (uint64, error) {
+	seq, err := s.append(ctx, recipient, data, received, max)
+	if err != nil {
+		return 0, err
+	}
+	staged(seq)
+	return seq, nil
+}
+
+func (s *Store) append(ctx context.Context, recipient store.ID, data []byte, received time.Time, max int) (uint64, error) {
 	if err := s.begin(ctx); err != nil {
 		return 0, err
 	}

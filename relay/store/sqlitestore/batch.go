@@ -37,6 +37,10 @@ type batch struct {
 	// evict lists the queues whose records the transaction changed: their
 	// cached copies are dropped once it ends, committed or not.
 	evict []store.ID
+	// high is the highest seq the transaction assigned (0: none): if its
+	// commit fails after the appends were staged, the Store's seqs skip
+	// past it (relay/store/internal/seqs).
+	high uint64
 }
 
 // queueState is a queue's counters as the transaction sees them.
@@ -46,12 +50,16 @@ type queueState struct {
 }
 
 // update runs fn in one transaction: BEGIN IMMEDIATE, fn, the counters,
-// COMMIT (one WAL fsync under synchronous=FULL; none if sync is false, a
-// batch of removals only), or ROLLBACK if anything failed.
-func (s *Store) update(sync bool, fn func(*batch) error) error {
+// staged (the transaction now holds everything it will commit), COMMIT
+// (one WAL fsync under synchronous=FULL; none if sync is false, a batch
+// of removals only), or ROLLBACK if anything failed. SQLite writes a
+// transaction's pages to the WAL at COMMIT, so staged runs before both the
+// write and the fsync.
+func (s *Store) update(sync bool, fn func(*batch) error, staged func()) error {
 	b := &s.b
 	clear(b.states)
 	b.evict = b.evict[:0]
+	b.high = 0
 	defer func() {
 		for _, id := range b.evict {
 			s.cache.Evict(id)
@@ -69,12 +77,21 @@ func (s *Store) update(sync bool, fn func(*batch) error) error {
 	if err := b.flush(); err != nil {
 		return errors.Join(err, s.rollback())
 	}
+	staged()
+	if s.beforeCommit != nil {
+		s.beforeCommit()
+	}
 	if _, err := s.stmts.commit.Exec(); err != nil {
 		// A failed COMMIT may leave the transaction open (SQLITE_BUSY) or
 		// have rolled it back already; ROLLBACK closes it in the first
 		// case and fails harmlessly ("no transaction is active") in the
 		// second, so its error is not reported over the commit's.
 		_ = s.rollback()
+		// The counters roll back, but a recipient may have seen the
+		// staged seqs: they are never assigned again.
+		if b.high != 0 {
+			s.seqs.Skip(b.high)
+		}
 		return err
 	}
 	return nil
@@ -211,12 +228,23 @@ func (s *Store) DeleteQueue(ctx context.Context, recipient store.ID) error {
 // durable; store.ErrQueueFull when the queue already holds max blocks
 // (max < 1 refuses every block).
 func (s *Store) Append(ctx context.Context, recipient store.ID, data []byte, received time.Time, max int) (uint64, error) {
+	return s.AppendStaged(ctx, recipient, data, received, max, nil)
+}
+
+// AppendStaged is Append, calling staged(seq) on the caller's goroutine
+// once the block's INSERT and its queue's counters are in the transaction
+// and before its COMMIT (store.Stager); a nil staged is Append.
+//
+// The seq is the queue's counter, or this boot's floor if that is higher
+// (relay/store/internal/seqs): a seq staged and then lost to a crash or a
+// failed commit is never assigned again.
+func (s *Store) AppendStaged(ctx context.Context, recipient store.ID, data []byte, received time.Time, max int, staged func(seq uint64)) (uint64, error) {
 	// Copied here: the caller may reuse data as soon as a cancelled ctx
 	// lets it return, while the committer may still be writing it.
 	data = nonNil(bytesClone(data))
 	recv := unixNano(received)
-	var seq int64
-	err := s.c.Submit(ctx, func(b *batch) error {
+	var seq uint64
+	fn := func(b *batch) error {
 		st, err := b.state(recipient)
 		if err != nil {
 			return err
@@ -224,19 +252,33 @@ func (s *Store) Append(ctx context.Context, recipient store.ID, data []byte, rec
 		if max < 1 || st.count >= int64(max) {
 			return store.ErrQueueFull
 		}
-		if _, err := s.stmts.insBlock.Exec(recipient[:], st.next, recv, data); err != nil {
+		next, err := s.seqs.Assign(uint64(st.next))
+		if err != nil {
 			return err
 		}
-		seq = st.next
-		st.next++
+		// next < 2^63 (seqs.MaxBoots): it fits SQLite's INTEGER.
+		if _, err := s.stmts.insBlock.Exec(recipient[:], int64(next), recv, data); err != nil {
+			return err
+		}
+		seq = next
+		if next > b.high {
+			b.high = next
+		}
+		st.next = int64(next) + 1
 		st.count++
 		st.dirty = true
 		return nil
-	})
+	}
+	var err error
+	if staged == nil {
+		err = s.c.Submit(ctx, fn)
+	} else {
+		err = s.c.SubmitStaged(ctx, fn, func() { staged(seq) })
+	}
 	if err != nil {
 		return 0, err
 	}
-	return uint64(seq), nil
+	return seq, nil
 }
 
 // Ack removes the block with this sequence number; store.ErrNoBlock if it

@@ -33,6 +33,16 @@
 // that comes back names no other block. A batch that holds any other write
 // is synced whole; DeleteQueue, although a removal, is synced too.
 //
+// Staged appends (store.Stager): AppendStaged reports a block's seq once
+// its INSERT and its queue's counters are in the transaction, before
+// COMMIT writes the WAL frames and syncs them, so the relay can deliver the
+// block during the fsync; it still returns only once the commit is
+// durable. Sequence numbers follow relay/store/internal/seqs: a boot
+// counter in the meta table, incremented and synced at every Open, puts
+// each boot's seqs above every seq of earlier boots, so a seq that was
+// shown and then lost to a crash (or to a failed commit) is never given to
+// another block.
+//
 // Costs, per block (docs/BENCHMARKS.md, "Relay"): an append is one INSERT
 // and an ack one DELETE; each batch reads and writes each queue's counters
 // once (batch.go); lookups of queue records are answered from a bounded
@@ -60,6 +70,7 @@ import (
 	"github.com/parley-messenger/parley/relay/store"
 	"github.com/parley-messenger/parley/relay/store/internal/groupcommit"
 	"github.com/parley-messenger/parley/relay/store/internal/queuecache"
+	"github.com/parley-messenger/parley/relay/store/internal/seqs"
 )
 
 // Defaults for Options.
@@ -102,6 +113,18 @@ CREATE TABLE IF NOT EXISTS blocks (
 CREATE INDEX IF NOT EXISTS blocks_received ON blocks (received);
 `
 
+// metaSchema holds the boot counter (relay/store/internal/seqs). It is
+// created on every Open, so that a version-1 database written before it
+// existed gains it: the table is additive (a relay that predates it
+// ignores it, and delivered only committed blocks, so needed none), and
+// a database without it is at boot 0.
+const metaSchema = `
+CREATE TABLE IF NOT EXISTS meta (
+	key   TEXT    PRIMARY KEY,
+	value INTEGER NOT NULL
+) WITHOUT ROWID;
+`
+
 // Options tunes a Store. The zero value is durable and ready to use.
 type Options struct {
 	// NoSync sets synchronous=OFF: no fsync at commit, so a crash of the
@@ -128,12 +151,19 @@ type Store struct {
 	cache  *queuecache.Cache
 	c      *groupcommit.Committer[*batch] // every write goes through it
 	b      batch                          // the committer's, reused by each transaction
+	seqs   seqs.Seqs                      // this boot's seq rule; the committer's
+	// beforeCommit, if set (tests only, before the committer starts),
+	// runs on the committer after staged and before COMMIT.
+	beforeCommit func()
 
 	mu     sync.RWMutex // guards closed; held (read) while reading
 	closed bool
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Stager = (*Store)(nil)
+)
 
 // readStmts are prepared on the read pool (database/sql prepares each on
 // a connection the first time it runs there, then reuses it).
@@ -181,6 +211,11 @@ func Open(path string, opts Options) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlitestore: opening %s: %w", path, err)
 	}
+	rule, err := nextBoot(w)
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlitestore: opening %s: %w", path, err)
+	}
 	wc, err := w.Conn(context.Background())
 	if err != nil {
 		w.Close()
@@ -194,7 +229,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	r.SetMaxOpenConns(readers)
 	r.SetMaxIdleConns(readers)
-	s := &Store{w: w, wc: wc, r: r, noSync: opts.NoSync, cache: queuecache.New(opts.CacheQueues)}
+	s := &Store{w: w, wc: wc, r: r, noSync: opts.NoSync, cache: queuecache.New(opts.CacheQueues), seqs: rule}
 	s.b = batch{s: s, states: map[store.ID]*queueState{}}
 	if err := s.prepare(); err != nil {
 		s.closeDBs()
@@ -226,6 +261,37 @@ func initSchema(w *sql.DB) error {
 		return fmt.Errorf("unsupported schema version %d", version)
 	}
 	return nil
+}
+
+// nextBoot increments the boot counter in a transaction committed (and,
+// under synchronous=FULL, fsync'd) before the store assigns any seq, and
+// returns the rule for this boot: if this boot's increment could be lost,
+// the next boot would assign again the seqs this one staged.
+func nextBoot(w *sql.DB) (seqs.Seqs, error) {
+	if _, err := w.Exec(metaSchema); err != nil {
+		return seqs.Seqs{}, err
+	}
+	tx, err := w.Begin()
+	if err != nil {
+		return seqs.Seqs{}, err
+	}
+	defer tx.Rollback() // a no-op after Commit
+	var boot int64
+	err = tx.QueryRow(`SELECT value FROM meta WHERE key = 'boots'`).Scan(&boot)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return seqs.Seqs{}, err
+	}
+	if boot < 0 {
+		return seqs.Seqs{}, fmt.Errorf("boot counter is negative (%d)", boot)
+	}
+	rule, err := seqs.ForBoot(uint64(boot))
+	if err != nil {
+		return seqs.Seqs{}, err
+	}
+	if _, err := tx.Exec(`INSERT INTO meta (key, value) VALUES ('boots', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, boot+1); err != nil {
+		return seqs.Seqs{}, err
+	}
+	return rule, tx.Commit()
 }
 
 func (s *Store) prepare() error {

@@ -14,6 +14,12 @@
 // A write submitted with SubmitUnsynced may share a transaction that is
 // committed without a sync, if every write in it was submitted so: the
 // store decides which of its writes need no sync of their own and why.
+//
+// A write submitted with SubmitStaged is told, on its submitter's
+// goroutine, when its batch has run every write and is about to commit
+// (the store calls the staged hook just before its commit and sync), so
+// that the submitter can act on the write's result (the relay: deliver a
+// block) while the sync runs (store.Stager).
 package groupcommit
 
 import (
@@ -32,17 +38,18 @@ import (
 // when it returns one of the store's sentinel errors (isPrecondition) it
 // has written nothing and the rest of the batch can still commit.
 type op[Tx any] struct {
-	ctx  context.Context
-	fn   func(Tx) error
-	sync bool       // the transaction holding it must be synced
-	done chan error // buffered, 1
+	ctx    context.Context
+	fn     func(Tx) error
+	sync   bool          // the transaction holding it must be synced
+	staged chan struct{} // buffered, 1; nil unless SubmitStaged
+	done   chan error    // buffered, 1
 }
 
 // Committer batches writes into shared transactions. Its methods are safe
 // for concurrent use.
 type Committer[Tx any] struct {
-	name     string                                      // error prefix: the store's package name
-	update   func(sync bool, fn func(tx Tx) error) error // one transaction: commits if fn returns nil, else rolls back
+	name     string                                                     // error prefix: the store's package name
+	update   func(sync bool, fn func(tx Tx) error, staged func()) error // one transaction: commits if fn returns nil, else rolls back
 	maxBatch int
 	ops      chan *op[Tx] // to the committer; closed by Close
 	stopped  chan struct{}
@@ -55,9 +62,12 @@ type Committer[Tx any] struct {
 
 // New starts a committer. update runs fn in one write transaction,
 // committing if it returns nil and rolling back otherwise; the commit must
-// be synced to stable storage if sync is true, and may be otherwise. Close
-// stops it.
-func New[Tx any](name string, maxBatch int, update func(sync bool, fn func(tx Tx) error) error) *Committer[Tx] {
+// be synced to stable storage if sync is true, and may be otherwise. If fn
+// returns nil, update calls staged once the transaction holds every write
+// it will commit (after fn and the store's own bookkeeping writes) and
+// before the commit and its sync; if the commit then fails, update returns
+// the error as usual. Close stops it.
+func New[Tx any](name string, maxBatch int, update func(sync bool, fn func(tx Tx) error, staged func()) error) *Committer[Tx] {
 	c := &Committer[Tx]{
 		name:     name,
 		update:   update,
@@ -107,11 +117,25 @@ func (c *Committer[Tx]) SubmitUnsynced(ctx context.Context, fn func(tx Tx) error
 	return c.submit(ctx, fn, false)
 }
 
+// SubmitStaged is Submit, and in addition calls staged on the calling
+// goroutine once fn has run and its batch is about to commit: after every
+// write of the batch ran without a failure that rolls it back, before the
+// commit's sync. If Submit returns nil, staged has been called (exactly
+// once) before it returns; if it returns an error, staged may have been
+// called (the commit failed after it) or not. fn's results may be read in
+// staged: fn ran before the committer signalled.
+func (c *Committer[Tx]) SubmitStaged(ctx context.Context, fn func(tx Tx) error, staged func()) error {
+	return c.submitOp(ctx, &op[Tx]{ctx: ctx, fn: fn, sync: true, staged: make(chan struct{}, 1), done: make(chan error, 1)}, staged)
+}
+
 func (c *Committer[Tx]) submit(ctx context.Context, fn func(tx Tx) error, sync bool) error {
+	return c.submitOp(ctx, &op[Tx]{ctx: ctx, fn: fn, sync: sync, done: make(chan error, 1)}, nil)
+}
+
+func (c *Committer[Tx]) submitOp(ctx context.Context, o *op[Tx], staged func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op[Tx]{ctx: ctx, fn: fn, sync: sync, done: make(chan error, 1)}
 	c.mu.RLock()
 	if c.closed {
 		c.mu.RUnlock()
@@ -124,11 +148,23 @@ func (c *Committer[Tx]) submit(ctx context.Context, fn func(tx Tx) error, sync b
 		return ctx.Err()
 	}
 	c.mu.RUnlock()
-	select {
-	case err := <-o.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	signalled := o.staged // nil once staged has run (a nil channel never receives)
+	for {
+		select {
+		case <-signalled:
+			signalled = nil
+			staged()
+		case err := <-o.done:
+			// The committer signals staged before done, so on success a
+			// signal not yet taken is waiting; a store whose update never
+			// called staged still gets it called, after the commit.
+			if signalled != nil && err == nil {
+				staged()
+			}
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -185,7 +221,8 @@ var errRolledBack = errors.New("groupcommit: batch rolled back")
 // not a checked precondition), the whole transaction is rolled back and
 // each op runs again alone, as bbolt's own DB.Batch does, so one bad op
 // cannot fail its neighbours. If the commit itself fails (the write or the
-// fsync), every op in the batch gets that error: none of them is durable.
+// fsync), every op in the batch gets that error: none of them is durable,
+// although the staged ops among them were told they were staged.
 func (c *Committer[Tx]) commit(batch []*op[Tx]) {
 	c.commits.Add(1)
 	errs := make([]error, len(batch))
@@ -196,6 +233,20 @@ func (c *Committer[Tx]) commit(batch []*op[Tx]) {
 	}
 	if sync {
 		c.synced.Add(1)
+	}
+	signalled := false
+	staged := func() {
+		// Once, and only for a batch that will commit: a store calling it
+		// twice must not block on a full channel.
+		if signalled || failed >= 0 {
+			return
+		}
+		signalled = true
+		for i, o := range batch {
+			if o.staged != nil && errs[i] == nil {
+				o.staged <- struct{}{}
+			}
+		}
 	}
 	err := c.update(sync, func(tx Tx) error {
 		for i, o := range batch {
@@ -210,7 +261,7 @@ func (c *Committer[Tx]) commit(batch []*op[Tx]) {
 			}
 		}
 		return nil
-	})
+	}, staged)
 	if failed >= 0 && len(batch) > 1 {
 		for _, o := range batch {
 			c.commit([]*op[Tx]{o})

@@ -19,12 +19,13 @@ type fakeDB struct {
 	committed []string
 	failNext  error         // the next commit fails with this
 	gate      chan struct{} // if set, a transaction waits on it before it runs
+	hold      chan struct{} // if set, a commit waits on it after staged, before it commits
 	syncs     []bool        // each transaction's sync argument, in order
 }
 
 type fakeTx struct{ writes []string }
 
-func (db *fakeDB) update(sync bool, fn func(*fakeTx) error) error {
+func (db *fakeDB) update(sync bool, fn func(*fakeTx) error, staged func()) error {
 	if db.gate != nil {
 		<-db.gate
 	}
@@ -34,6 +35,10 @@ func (db *fakeDB) update(sync bool, fn func(*fakeTx) error) error {
 	tx := &fakeTx{}
 	if err := fn(tx); err != nil {
 		return err // rolled back: tx.writes are dropped
+	}
+	staged()
+	if db.hold != nil {
+		<-db.hold // the "fsync"
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -216,5 +221,116 @@ func TestUnsyncedNeverWeakensASyncedWrite(t *testing.T) {
 				t.Errorf("committed %q", db.committed)
 			}
 		})
+	}
+}
+
+// TestStagedBeforeCommit: SubmitStaged calls staged on the submitter's
+// goroutine while the commit is still held, and returns only after the
+// commit; a write submitted from staged (as the relay's recipient acks a
+// block it was shown early) lands in a later transaction, after the
+// staged write.
+func TestStagedBeforeCommit(t *testing.T) {
+	defer leakcheck.Check(t)()
+	db := &fakeDB{hold: make(chan struct{})}
+	c := New("test", 64, db.update)
+	defer c.Close()
+	ctx := context.Background()
+	stagedCalls := make(chan struct{}, 2)
+	result := make(chan error, 1)
+	later := make(chan error, 1)
+	go func() {
+		result <- c.SubmitStaged(ctx, write("block"), func() {
+			stagedCalls <- struct{}{}
+			// The committer is not waiting for this goroutine: a write
+			// from here queues behind the held commit without deadlock.
+			go func() { later <- c.Submit(ctx, write("ack")) }()
+		})
+	}()
+	<-stagedCalls
+	select {
+	case err := <-result:
+		t.Fatalf("SubmitStaged returned %v before its commit was released", err)
+	default:
+	}
+	db.mu.Lock()
+	if len(db.committed) != 0 {
+		t.Errorf("committed %q before the commit was released", db.committed)
+	}
+	db.mu.Unlock()
+	db.hold <- struct{}{} // the block's commit
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+	db.hold <- struct{}{} // the ack's commit
+	if err := <-later; err != nil {
+		t.Fatal(err)
+	}
+	if len(stagedCalls) != 0 {
+		t.Error("staged called twice")
+	}
+	if !slices.Equal(db.committed, []string{"block", "ack"}) {
+		t.Errorf("committed %q, want [block ack]", db.committed)
+	}
+}
+
+// TestStagedOnlyIfItWillCommit: a write refused by a precondition, or
+// given up on before its batch began, is never staged; a batch rolled back
+// by a neighbour's failure stages nothing until its writes run again
+// alone; a staged write whose commit fails gets the commit's error.
+func TestStagedOnlyIfItWillCommit(t *testing.T) {
+	defer leakcheck.Check(t)()
+	ctx := context.Background()
+	never := func() { t.Error("staged called for a write that will not commit") }
+
+	db := &fakeDB{}
+	c := New("test", 64, db.update)
+	if err := c.SubmitStaged(ctx, func(*fakeTx) error { return store.ErrQueueFull }, never); !errors.Is(err, store.ErrQueueFull) {
+		t.Errorf("precondition: %v", err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := c.SubmitStaged(cctx, write("x"), never); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled: %v", err)
+	}
+	boom := errors.New("boom")
+	if err := c.SubmitStaged(ctx, func(*fakeTx) error { return boom }, never); !errors.Is(err, boom) {
+		t.Errorf("failing write: %v", err)
+	}
+	c.Close()
+
+	// A batch [good, bad]: rolled back, then good runs alone and is
+	// staged once, in its own transaction.
+	db = &fakeDB{gate: make(chan struct{})}
+	c = New("test", 64, db.update)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.Submit(ctx, write("hold")) })
+	for c.Commits() < 1 {
+		runtime.Gosched()
+	}
+	var stagedN int
+	var goodErr, badErr error
+	wg.Go(func() { goodErr = c.SubmitStaged(ctx, write("good"), func() { stagedN++ }) })
+	for c.Queued() < 1 {
+		runtime.Gosched()
+	}
+	wg.Go(func() { badErr = c.SubmitStaged(ctx, func(*fakeTx) error { return boom }, never) })
+	for c.Queued() < 2 {
+		runtime.Gosched()
+	}
+	close(db.gate)
+	wg.Wait()
+	if goodErr != nil || stagedN != 1 || !errors.Is(badErr, boom) {
+		t.Errorf("good: %v staged %d times; bad: %v", goodErr, stagedN, badErr)
+	}
+	c.Close()
+
+	// The commit fails after staging: staged was called, the error comes.
+	db = &fakeDB{failNext: errors.New("fsync: input/output error")}
+	c = New("test", 64, db.update)
+	defer c.Close()
+	called := false
+	err := c.SubmitStaged(ctx, write("x"), func() { called = true })
+	if !called || err == nil || err.Error() != "test: commit: fsync: input/output error" {
+		t.Errorf("failed commit: staged %v, err %v", called, err)
 	}
 }
