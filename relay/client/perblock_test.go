@@ -19,7 +19,7 @@ import (
 )
 
 // testRelay serves a memstore relay on loopback until stop is called.
-func testRelay(t *testing.T, ctx context.Context, limits relay.Limits) (addr string, stop func()) {
+func testRelay(t testing.TB, ctx context.Context, limits relay.Limits) (addr string, stop func()) {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	srv, err := relay.NewServer(relay.Config{Key: key, Store: memstore.New(memstore.Options{}), Limits: limits})

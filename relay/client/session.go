@@ -9,7 +9,6 @@ import (
 	"io"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -95,7 +94,8 @@ func (r *request) hasEntity() bool {
 }
 
 // batcher gathers the TLS records written while it is held and writes
-// them in one system call at release (transport.go).
+// them, with those of other frames ready at the same time, in one system
+// call (batch.go).
 type batcher interface {
 	hold()
 	release() error
@@ -122,11 +122,6 @@ type session struct {
 	failOnce  sync.Once
 	blockSize int
 	batch     batcher
-
-	// waiting counts roundTrips queued for wmu. A writer that leaves
-	// others waiting leaves its frame held in batch for the last of them
-	// to flush: frames ready at the same time leave in one write.
-	waiting atomic.Int32
 
 	wmu  sync.Mutex // guards corr, macs and wbuf; holds writes in corr_id order
 	corr uint64
@@ -341,21 +336,19 @@ func (s *session) roundTrip(ctx context.Context, r request) (wire.Command, error
 }
 
 // write encodes r's frame in s.wbuf, registers ch for its response and
-// writes the frame into the batcher. A writer that others are waiting
-// behind leaves the flush to the last of them (see waiting).
+// writes the frame into the batcher, which gathers it with the frames of
+// other commands ready at the same time into one system call (batchConn).
 func (s *session) write(r *request, ch chan wire.Command) (uint64, error) {
-	s.waiting.Add(1)
 	s.wmu.Lock()
-	s.waiting.Add(-1)
 	s.batch.hold()
 	corr, err := s.writeLocked(r, ch)
-	if s.waiting.Load() == 0 {
-		if rerr := s.batch.release(); err == nil && rerr != nil {
-			s.unpend(corr)
-			err = fmt.Errorf("%w: %w", ErrDisconnected, rerr)
-		}
-	}
 	s.wmu.Unlock()
+	// Released outside s.wmu: the next writer encodes its frame while
+	// this one's leaves.
+	if rerr := s.batch.release(); err == nil && rerr != nil {
+		s.unpend(corr)
+		err = fmt.Errorf("%w: %w", ErrDisconnected, rerr)
+	}
 	if errors.Is(err, ErrDisconnected) {
 		s.fail(err)
 		return 0, s.err

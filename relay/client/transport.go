@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/coder/websocket"
 	"github.com/parley-messenger/parley/relay/internal/wire"
@@ -55,7 +54,7 @@ func (c *Client) connect(ctx context.Context) (*websocket.Conn, []byte, batcher,
 		if err != nil {
 			return nil, err
 		}
-		bc := &batchConn{Conn: nc, timeout: writeTimeout}
+		bc := newBatchConn(nc, writeTimeout)
 		dialMu.Lock()
 		dialed = append(dialed, bc)
 		dialMu.Unlock()
@@ -91,83 +90,4 @@ func (c *Client) connect(ctx context.Context) (*websocket.Conn, []byte, batcher,
 		return nil, nil, nil, fmt.Errorf("%d connections dialed for one upgrade", n)
 	}
 	return ws, exporter, b, nil
-}
-
-// batchMax is the most a batchConn gathers before writing: four frames
-// of the default 16 KiB block size.
-const batchMax = 64 << 10
-
-// batchConn is the TCP connection under TLS. The WebSocket library
-// flushes a masked frame in 4 KiB pieces, each its own TLS record and
-// system call; while a session holds the batchConn, the records it writes
-// are gathered and leave in one write at release. A session keeps it held
-// from one frame to the next while other frames are waiting to be written
-// (session.write), so frames of concurrent commands share a write too. The
-// bytes on the wire are the same.
-type batchConn struct {
-	net.Conn
-	timeout time.Duration // bounds each write system call; 0: none
-
-	mu   sync.Mutex // guards the fields below; held across a write
-	held bool
-	buf  []byte
-	err  error // the first failed write; every later write fails
-}
-
-func (b *batchConn) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.err != nil {
-		return 0, b.err
-	}
-	if !b.held {
-		n, err := b.writeLocked(p)
-		return n, err
-	}
-	if len(b.buf) > 0 && len(b.buf)+len(p) > batchMax {
-		if err := b.flushLocked(); err != nil {
-			return 0, err
-		}
-	}
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-// writeLocked writes p in one system call (or as few as the kernel
-// takes), under a deadline.
-func (b *batchConn) writeLocked(p []byte) (int, error) {
-	if b.timeout > 0 {
-		b.Conn.SetWriteDeadline(time.Now().Add(b.timeout))
-	}
-	n, err := b.Conn.Write(p)
-	if err != nil {
-		b.err = err
-	}
-	return n, err
-}
-
-func (b *batchConn) flushLocked() error {
-	_, err := b.writeLocked(b.buf)
-	b.buf = b.buf[:0]
-	return err
-}
-
-func (b *batchConn) hold() {
-	b.mu.Lock()
-	b.held = true
-	b.mu.Unlock()
-}
-
-// release writes what was gathered and stops gathering.
-func (b *batchConn) release() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.held = false
-	if b.err == nil && len(b.buf) > 0 {
-		b.flushLocked()
-	}
-	if cap(b.buf) > 2*batchMax {
-		b.buf = nil
-	}
-	return b.err
 }
