@@ -190,11 +190,37 @@ func (c *conn) send(f *wire.Frame, cmd *wire.Command) bool {
 	return true
 }
 
-// store appends a block's payload, answers the sender once the store has it, and
-// pushes it to a live subscriber. It runs concurrently with the reader.
+// store appends a block's payload, pushes it to a live subscriber and
+// answers the sender once the store has it (durably, on a durable store).
+// It runs concurrently with the reader.
+//
+// With a store that stages appends (store.Stager), the push happens as
+// soon as the block's seq is fixed, while the store's commit and its fsync
+// run (docs/PROTOCOL.md, "Delivery before durability"); the sender's ok
+// still waits for AppendStaged to return, that is, for the block to be
+// durable. If the commit then fails, the sender gets the error it would
+// have got anyway and the recipient may already hold the block: the
+// sender, never acknowledged, sends it again, and the recipient's agent
+// drops the second copy (agent/inbox.go processBlock de-duplicates by the
+// SHA-256 of the envelope, and agent/outbox.go resends the same envelope
+// bytes). The store never gives that seq to another block
+// (relay/store/internal/seqs), so the recipient's ack of it removes
+// nothing else.
 func (c *conn) store(corr uint64, entity []byte, recipient store.ID, block []byte) {
 	f := &wire.Frame{CorrID: corr, EntityID: entity}
-	seq, err := c.s.store.Append(c.ctx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks)
+	var (
+		seq     uint64
+		err     error
+		handled bool // the push (or its place in the pending list) is settled
+	)
+	if st, ok := c.s.store.(store.Stager); ok {
+		// staged runs on this goroutine, under no store lock.
+		seq, err = st.AppendStaged(c.ctx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks, func(seq uint64) {
+			handled = c.s.appended(recipient, seq, block)
+		})
+	} else {
+		seq, err = c.s.store.Append(c.ctx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks)
+	}
 	if err != nil {
 		if codeOf(err) == wire.CodeInternal && c.ctx.Err() == nil {
 			c.s.log.Error("relay append failed", "err", err)
@@ -203,9 +229,17 @@ func (c *conn) store(corr uint64, entity []byte, recipient store.ID, block []byt
 		return
 	}
 	c.s.metrics.sent.Add(1)
-	if c.ok(f) {
-		c.s.appended(recipient, seq, block)
+	if handled {
+		c.ok(f)
+		return
 	}
+	// Not pushed while staged (no live subscriber then, or a store that
+	// does not stage): the block is committed now, so a subscription that
+	// turned live since, its catch-up having missed the block, gets it
+	// here. The sender is answered first: its latency is the one waited
+	// on. The push does not depend on the sender's connection.
+	c.ok(f)
+	c.s.appended(recipient, seq, block)
 }
 
 func (c *conn) subscribe(f *wire.Frame, q *store.Queue) bool {

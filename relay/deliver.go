@@ -22,10 +22,23 @@ import (
 //     soon as it is stored, up to Window unacknowledged blocks; past the
 //     window, up to pendingFactor*Window more wait in memory and are pushed
 //     as acknowledgements come. Past that the subscription falls back to
-//     catch-up once everything in flight is acknowledged.
+//     catch-up once everything in flight is acknowledged. With a store
+//     that stages appends (store.Stager), "stored" means staged: the
+//     block's seq is fixed and its commit is under way (commands.go,
+//     store), so a live block may be pushed before it is durable, and
+//     even if its commit then fails.
 //
-// A block pushed twice (a send racing the switch to live) is delivered
-// twice: delivery is at least once and the client de-duplicates.
+// Catch-up reads what is committed; appended is called when a block is
+// staged and, if that did not settle its delivery (the subscription was
+// not live), again once it is committed. Under sub.mu, a catch-up read and
+// an appended call are ordered, so a block is either read by the catch-up
+// (its seq is then below next, and appended skips it) or committed after
+// the read and pushed by appended once the subscription is live: none
+// falls between the modes.
+//
+// A block pushed twice (a send racing the switch to live, with a store
+// without Blocks) is delivered twice: delivery is at least once and the
+// client de-duplicates.
 type subscription struct {
 	id   store.ID
 	aead cipher.AEAD
@@ -194,16 +207,31 @@ func (s *Server) readFailed(err error) {
 	}
 }
 
-// appended pushes a newly stored block to a live subscriber.
-func (s *Server) appended(id store.ID, seq uint64, data []byte) {
+// appended pushes a newly staged or stored block to a live subscriber, or
+// queues it in the subscription's pending list. It reports whether the
+// block's delivery is settled: pushed, pending, or already read by a
+// catch-up. If not (no subscription, one in catch-up, or one that falls
+// back to catch-up here), a block reported when staged must be reported
+// again once committed (commands.go, store): the catch-up may have read
+// the store before the commit.
+func (s *Server) appended(id store.ID, seq uint64, data []byte) bool {
 	sub := s.lookup(id)
 	if sub == nil {
-		return
+		return false
 	}
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	if sub.conn == nil || !sub.live {
-		return
+	if sub.conn == nil {
+		return false
+	}
+	if seq < sub.next {
+		// A windowed catch-up has read the store past it (Seqs increase
+		// in commit order, and blockRanger stores show blocks in Seq
+		// order): the catch-up pushed it, or it is gone.
+		return true
+	}
+	if !sub.live {
+		return false
 	}
 	switch {
 	case len(sub.inflight) < s.limits.Window && len(sub.pending) == 0:
@@ -212,7 +240,9 @@ func (s *Server) appended(id store.ID, seq uint64, data []byte) {
 		sub.pending = append(sub.pending, pendingBlock{seq, data})
 	default:
 		sub.live = false // catch up from the store once all is acknowledged
+		return false
 	}
+	return true
 }
 
 // acked records that a block is no longer in flight and continues a
