@@ -81,17 +81,20 @@ func benchRelay(b *testing.B, kind string) (*Server, string, func()) {
 
 // pair is one sender and one subscribed recipient. The recipient records
 // the send-to-receive latency of each block (the send time travels in the
-// payload) and acknowledges every block.
+// payload) and acknowledges every block; the sender records each send's
+// send-to-acknowledgement latency (until the relay's ok, which on a
+// durable store comes once the block is fsync'd).
 type pair struct {
 	snd, rcp *client.Client
 	q        *client.RecipientQueue
 	sq       client.SenderQueue
 
-	mu   sync.Mutex
-	lat  []time.Duration
-	seen map[uint64]bool
-	all  chan struct{}
-	want int
+	mu     sync.Mutex
+	lat    []time.Duration
+	ackLat []time.Duration // send to the sender's ok
+	seen   map[uint64]bool
+	all    chan struct{}
+	want   int
 }
 
 func newPair(b *testing.B, ctx context.Context, addr string, want int) (*pair, func()) {
@@ -164,7 +167,15 @@ func (p *pair) send(ctx context.Context, idx uint64) error {
 	var payload [benchPayload]byte
 	binary.BigEndian.PutUint64(payload[:], uint64(time.Now().UnixNano()))
 	binary.BigEndian.PutUint64(payload[8:], idx)
-	return p.snd.Send(ctx, &p.sq, payload[:])
+	start := time.Now()
+	if err := p.snd.Send(ctx, &p.sq, payload[:]); err != nil {
+		return err
+	}
+	d := time.Since(start)
+	p.mu.Lock()
+	p.ackLat = append(p.ackLat, d)
+	p.mu.Unlock()
+	return nil
 }
 
 func (p *pair) report(b *testing.B, elapsed, cpu time.Duration) {
@@ -179,6 +190,14 @@ func (p *pair) report(b *testing.B, elapsed, cpu time.Duration) {
 	}
 	b.ReportMetric(float64(p.lat[len(p.lat)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(p.lat[len(p.lat)*99/100].Microseconds()), "p99-µs")
+	if len(p.ackLat) > 0 {
+		// The sender's view: until the ok, which a durable relay sends
+		// only once the block is fsync'd, whereas the recipient may have
+		// the block before (delivery during the fsync).
+		slices.Sort(p.ackLat)
+		b.ReportMetric(float64(p.ackLat[len(p.ackLat)/2].Microseconds()), "ack-p50-µs")
+		b.ReportMetric(float64(p.ackLat[len(p.ackLat)*99/100].Microseconds()), "ack-p99-µs")
+	}
 	b.ReportMetric(0, "ns/op")
 }
 
