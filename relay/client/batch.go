@@ -23,14 +23,15 @@ const batchMax = 64 << 10
 //     gathered, not written one by one.
 //   - At release, the writer becomes the flusher unless one is at work
 //     already or another writer holds the batchConn (that one flushes at
-//     its own release). The flusher first yields the processor once
-//     (runtime.Gosched): goroutines already runnable — senders woken
-//     together by a batch of responses, acknowledgers by a batch of
-//     deliveries — run and add their frames first. With nothing else
-//     runnable the yield returns at once, so a lone command is not
-//     delayed. The flusher then writes everything gathered in one system
-//     call, and again whatever was gathered during that call, until
-//     nothing is left.
+//     its own release). If other commands are in flight on the session,
+//     the flusher first yields the processor once (runtime.Gosched):
+//     goroutines already runnable — senders woken together by a batch of
+//     responses, acknowledgers by a batch of deliveries — run and add
+//     their frames first. A yield is no timer: with nothing else runnable
+//     it returns at once. A lone command does not yield at all. The
+//     flusher then writes everything gathered in one system call, and
+//     again whatever was gathered during that call, until nothing is
+//     left.
 //   - A writer that finds a flusher at work returns at once: its frame
 //     leaves with the flusher's next write. Encoding the next frame and
 //     the system call for the previous ones overlap.
@@ -143,9 +144,10 @@ func (b *batchConn) hold() {
 
 // release ends the caller's hold. The last holder to release, if no
 // flusher is at work, becomes the flusher: it writes what is gathered,
-// after letting runnable writers add to it (see batchConn). It returns
-// the connection's write error, if any write has failed.
-func (b *batchConn) release() error {
+// after letting runnable writers add to it if yield is set (see
+// batchConn). It returns the connection's write error, if any write has
+// failed.
+func (b *batchConn) release(yield bool) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.holders--
@@ -153,10 +155,12 @@ func (b *batchConn) release() error {
 		return b.err
 	}
 	b.flushing = true
-	b.mu.Unlock()
-	// A yield, not a timer: see batchConn.
-	runtime.Gosched()
-	b.mu.Lock()
+	if yield {
+		// A yield, not a timer: see batchConn.
+		b.mu.Unlock()
+		runtime.Gosched()
+		b.mu.Lock()
+	}
 	for b.err == nil {
 		if b.writing {
 			// An overflowing Write is writing the front of the

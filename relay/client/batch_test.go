@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func TestBatchConnSameBytes(t *testing.T) {
 		}
 		want = append(want, p...)
 	}
-	if err := b.release(); err != nil {
+	if err := b.release(true); err != nil {
 		t.Fatal(err)
 	}
 	server.Close()
@@ -72,7 +73,7 @@ func TestBatchConnFailureSticks(t *testing.T) {
 	if _, err := b.Write([]byte("frame")); err != nil {
 		t.Fatalf("held write: %v", err)
 	}
-	if err := b.release(); !errors.Is(err, io.ErrClosedPipe) {
+	if err := b.release(true); !errors.Is(err, io.ErrClosedPipe) {
 		t.Fatalf("release to a closed peer: %v, want io.ErrClosedPipe", err)
 	}
 	if _, err := b.Write([]byte("next")); err == nil {
@@ -108,11 +109,11 @@ func frame(b *batchConn, records ...[]byte) error {
 	b.hold()
 	for _, r := range records {
 		if _, err := b.Write(r); err != nil {
-			b.release()
+			b.release(true)
 			return err
 		}
 	}
-	return b.release()
+	return b.release(true)
 }
 
 func record(fill byte, n int) []byte { return bytes.Repeat([]byte{fill}, n) }
@@ -194,13 +195,13 @@ func TestBatchConnLastHolderFlushes(t *testing.T) {
 	b.Write(a)
 	b.hold()
 	b.Write(x)
-	if err := b.release(); err != nil {
+	if err := b.release(true); err != nil {
 		t.Fatal(err)
 	}
 	if len(g.entered) != 0 {
 		t.Fatal("a frame was written while another writer still held the batchConn")
 	}
-	if err := b.release(); err != nil {
+	if err := b.release(true); err != nil {
 		t.Fatal(err)
 	}
 	if len(g.entered) != 1 {
@@ -257,5 +258,33 @@ func TestBatchConnBounded(t *testing.T) {
 	}
 	if len(wrote) > 4 {
 		t.Errorf("%d writes for 7 records, want at most 4 (one, then as many as fit in batchMax)", len(wrote))
+	}
+}
+
+// TestBatchConnYieldGathersRunnableWriter: with other commands in flight
+// the flusher yields before writing, so a writer that is already runnable
+// (as senders woken together by a batch of responses are) adds its frame
+// to the same write. One processor makes it deterministic: the new
+// goroutine cannot run until the flusher yields.
+func TestBatchConnYieldGathersRunnableWriter(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	g := newGateConn(false)
+	b := newBatchConn(g, 0)
+	a, x := record('a', 300), record('x', 500)
+	b.hold()
+	b.Write(a)
+	done := make(chan error, 1)
+	go func() { done <- frame(b, x) }() // runnable, not running
+	if err := b.release(true); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(g.entered) != 1 {
+		t.Fatalf("%d writes, want 1: the runnable writer's frame did not join the flusher's write", len(g.entered))
+	}
+	if p := <-g.entered; !bytes.Equal(p, append(bytes.Clone(a), x...)) {
+		t.Fatalf("the write holds %d bytes, want both frames in order", len(p))
 	}
 }

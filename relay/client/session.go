@@ -95,10 +95,11 @@ func (r *request) hasEntity() bool {
 
 // batcher gathers the TLS records written while it is held and writes
 // them, with those of other frames ready at the same time, in one system
-// call (batch.go).
+// call (batch.go). release yields to runnable writers first if told that
+// other commands are in flight.
 type batcher interface {
 	hold()
-	release() error
+	release(yield bool) error
 }
 
 // macID names a command-authentication key: one queue role (role and
@@ -344,8 +345,12 @@ func (s *session) write(r *request, ch chan wire.Command) (uint64, error) {
 	corr, err := s.writeLocked(r, ch)
 	s.wmu.Unlock()
 	// Released outside s.wmu: the next writer encodes its frame while
-	// this one's leaves.
-	if rerr := s.batch.release(); err == nil && rerr != nil {
+	// this one's leaves. Only with other commands in flight may another
+	// writer be about to run (their answers wake their callers).
+	s.pmu.Lock()
+	others := len(s.pending) > 1
+	s.pmu.Unlock()
+	if rerr := s.batch.release(others); err == nil && rerr != nil {
 		s.unpend(corr)
 		err = fmt.Errorf("%w: %w", ErrDisconnected, rerr)
 	}
