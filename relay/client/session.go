@@ -350,9 +350,15 @@ func (s *session) write(r *request, ch chan wire.Command) (uint64, error) {
 	s.pmu.Lock()
 	others := len(s.pending) > 1
 	s.pmu.Unlock()
-	if rerr := s.batch.release(others); err == nil && rerr != nil {
-		s.unpend(corr)
-		err = fmt.Errorf("%w: %w", ErrDisconnected, rerr)
+	if rerr := s.batch.release(others); rerr != nil {
+		// Frames of other commands may have been gathered with this
+		// one: the session fails whatever this frame's own error, so
+		// that none of them waits for an answer that cannot come.
+		s.fail(fmt.Errorf("%w: %w", ErrDisconnected, rerr))
+		if err == nil {
+			s.unpend(corr)
+			return 0, s.err
+		}
 	}
 	if errors.Is(err, ErrDisconnected) {
 		s.fail(err)
