@@ -91,8 +91,9 @@ type Store struct {
 	cache *queuecache.Cache
 	seqs  seqs.Seqs // this boot's seq rule; the committer's
 	// beforeCommit, if set (tests only, before the first write), runs on
-	// the committer after staged and before tx.Commit.
-	beforeCommit func()
+	// the committer after staged and before tx.Commit; an error fails the
+	// commit.
+	beforeCommit func() error
 
 	mu     sync.RWMutex // guards closed; held (read) while reading db
 	closed bool
@@ -151,7 +152,7 @@ func Open(path string, opts Options) (*Store, error) {
 			staged()
 			s.b.staged = true
 			if s.beforeCommit != nil {
-				s.beforeCommit()
+				return s.beforeCommit() // a test's stand-in for a failing Commit
 			}
 			return nil
 		})

@@ -19,7 +19,16 @@ func TestConformanceStager(t *testing.T) {
 // lost to a crash is never given to another block
 // (storetest.SeqNeverReusedAfterStagedCrash).
 func TestSeqNeverReusedAfterStagedCrash(t *testing.T) {
-	storetest.SeqNeverReusedAfterStagedCrash(t, func(path string, beforeCommit func()) (store.Store, error) {
+	storetest.SeqNeverReusedAfterStagedCrash(t, func(path string, beforeCommit func() error) (store.Store, error) {
 		return boltstore.OpenHooked(path, boltstore.Options{}, beforeCommit)
 	}, []string{"relay.db"})
+}
+
+// TestSeqNeverReusedAfterFailedCommit: a seq staged in a commit that then
+// failed is never given to another block
+// (storetest.SeqNeverReusedAfterFailedCommit).
+func TestSeqNeverReusedAfterFailedCommit(t *testing.T) {
+	storetest.SeqNeverReusedAfterFailedCommit(t, func(path string, beforeCommit func() error) (store.Store, error) {
+		return boltstore.OpenHooked(path, boltstore.Options{}, beforeCommit)
+	})
 }

@@ -78,10 +78,14 @@ func (s *Store) update(sync bool, fn func(*batch) error, staged func()) error {
 		return errors.Join(err, s.rollback())
 	}
 	staged()
+	var err error
 	if s.beforeCommit != nil {
-		s.beforeCommit()
+		err = s.beforeCommit() // a test's stand-in for a failing COMMIT
 	}
-	if _, err := s.stmts.commit.Exec(); err != nil {
+	if err == nil {
+		_, err = s.stmts.commit.Exec()
+	}
+	if err != nil {
 		// A failed COMMIT may leave the transaction open (SQLITE_BUSY) or
 		// have rolled it back already; ROLLBACK closes it in the first
 		// case and fails harmlessly ("no transaction is active") in the

@@ -152,9 +152,10 @@ type Store struct {
 	c      *groupcommit.Committer[*batch] // every write goes through it
 	b      batch                          // the committer's, reused by each transaction
 	seqs   seqs.Seqs                      // this boot's seq rule; the committer's
-	// beforeCommit, if set (tests only, before the committer starts),
-	// runs on the committer after staged and before COMMIT.
-	beforeCommit func()
+	// beforeCommit, if set (tests only, before the first write), runs on
+	// the committer after staged and before COMMIT; an error fails the
+	// commit.
+	beforeCommit func() error
 
 	mu     sync.RWMutex // guards closed; held (read) while reading
 	closed bool

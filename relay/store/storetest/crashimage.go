@@ -47,10 +47,11 @@ func copyFiles(dir string, files []string, dst string) (string, error) {
 
 // OpenHooked opens a durable store at path as OpenPath does, with a test
 // hook: beforeCommit (if not nil) is called on the store's committer in
-// every write transaction that commits, after the transaction's writes
-// were staged (store.Stager) and before the commit writes or syncs
-// anything.
-type OpenHooked func(path string, beforeCommit func()) (store.Store, error)
+// every write transaction that would commit, after the transaction's
+// writes were staged (store.Stager) and before the commit writes or syncs
+// anything; if it returns an error, the commit fails with it (as a failed
+// write or fsync would) and the transaction rolls back.
+type OpenHooked func(path string, beforeCommit func() error) (store.Store, error)
 
 // SeqNeverReusedAfterCrash: after a crash a queue may come back with
 // blocks whose removal was lost (an ack racing the crash, or one committed
@@ -168,10 +169,11 @@ func SeqNeverReusedAfterStagedCrash(t *testing.T, open OpenHooked, files []strin
 				imgDir, img string
 				imgErr      error
 			)
-			hook := func() {
+			hook := func() error {
 				if armed.CompareAndSwap(true, false) {
 					img, imgErr = copyFiles(dir, files, imgDir)
 				}
+				return nil
 			}
 			for crash := range 2 {
 				s, err := open(path, hook)
@@ -278,5 +280,68 @@ func SeqNeverReusedAfterStagedCrash(t *testing.T, open OpenHooked, files []strin
 				t.Fatal("the block appended after the crash was removed by a stale ack")
 			}
 		})
+	}
+}
+
+// SeqNeverReusedAfterFailedCommit: a commit that fails after its blocks
+// were staged rolls back the queue's counters with everything else, but
+// the relay may already have shown the blocks' seqs to their recipient.
+// The store must not give those seqs to the next blocks: the recipient's
+// ack of a lost block would remove a block acknowledged to its sender.
+// The failure is injected by the beforeCommit hook (OpenHooked).
+func SeqNeverReusedAfterFailedCommit(t *testing.T, open OpenHooked) {
+	defer leakcheck.Check(t)()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var fail atomic.Bool
+	errDisk := errors.New("storetest: injected commit failure")
+	s, err := open(filepath.Join(t.TempDir(), "relay.db"), func() error {
+		if fail.CompareAndSwap(true, false) {
+			return errDisk
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q := NewQueue(t)
+	if err := s.CreateQueue(ctx, q); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Append(ctx, q.RecipientID, []byte("kept"), time.Now(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen uint64
+	fail.Store(true)
+	if _, err := s.(store.Stager).AppendStaged(ctx, q.RecipientID, []byte("lost"), time.Now(), 100, func(seq uint64) { seen = seq }); !errors.Is(err, errDisk) {
+		t.Fatalf("AppendStaged with a failing commit: %v, want the commit's error", err)
+	}
+	if seen <= before {
+		t.Fatalf("staged seq %d, want one above %d", seen, before)
+	}
+	after, err := s.Append(ctx, q.RecipientID, []byte("new"), time.Now(), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after <= seen {
+		t.Fatalf("append after the failed commit got seq %d, at or below the %d staged in it (an ack of the lost block would remove this one)", after, seen)
+	}
+	// The recipient's ack of the lost block removes nothing.
+	if err := s.Ack(ctx, q.RecipientID, seen); !errors.Is(err, store.ErrNoBlock) {
+		t.Fatalf("ack of the lost seq %d: %v, want store.ErrNoBlock", seen, err)
+	}
+	for _, want := range []struct {
+		seq  uint64
+		data string
+	}{{before, "kept"}, {after, "new"}} {
+		b, err := s.First(ctx, q.RecipientID)
+		if err != nil || b.Seq != want.seq || string(b.Data) != want.data {
+			t.Fatalf("First = seq %d %q, %v; want %d %q", b.Seq, b.Data, err, want.seq, want.data)
+		}
+		if err := s.Ack(ctx, q.RecipientID, b.Seq); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
