@@ -22,7 +22,12 @@ import (
 //     soon as it is stored, up to Window unacknowledged blocks; past the
 //     window, up to pendingFactor*Window more wait in memory and are pushed
 //     as acknowledgements come. Past that the subscription falls back to
-//     catch-up once everything in flight is acknowledged. With a store
+//     catch-up. With a blockRanger the fallback resumes at once from the
+//     lowest Seq that live delivery passed over (resume), passing over
+//     blocks still in flight, instead of waiting for the window to drain
+//     and reading the queue again from its oldest block: that stall, one
+//     window's round trip per fallback, kept a recipient that had fallen
+//     behind from catching up under a steady sender. With a store
 //     that stages appends (store.Stager), "stored" means staged: the
 //     block's seq is fixed and its commit is under way (commands.go,
 //     store), so a live block may be pushed before it is durable, and
@@ -32,9 +37,11 @@ import (
 // staged and, if that did not settle its delivery (the subscription was
 // not live), again once it is committed. Under sub.mu, a catch-up read and
 // an appended call are ordered, so a block is either read by the catch-up
-// (its seq is then below next, and appended skips it) or committed after
-// the read and pushed by appended once the subscription is live: none
-// falls between the modes.
+// (its seq is then in [from, next), and appended skips it) or committed
+// after the read and pushed by appended once the subscription is live:
+// none falls between the modes. Appends reach appended out of Seq order,
+// so a fallback's catch-up may start above a block whose appended has
+// not run yet; that call moves the cursor back (skip).
 //
 // A block pushed twice (a send racing the switch to live, with a store
 // without Blocks) is delivered twice: delivery is at least once and the
@@ -50,6 +57,12 @@ type subscription struct {
 	pending  []pendingBlock      // stored while the window was full, in order
 	reading  bool                // a windowed catch-up is under way (blockRanger)
 	next     uint64              // the catch-up reads blocks from this Seq on
+	from     uint64              // the catch-up has read every block in [from, next)
+	// skipped: since the last catch-up ended, live delivery passed over
+	// a block (its in-memory overflow was full, or it had fallen back);
+	// resume is the lowest Seq it passed over.
+	skipped bool
+	resume  uint64
 }
 
 // blockRanger is an optional store capability: the blocks of a queue with
@@ -177,27 +190,46 @@ func (s *Server) kick(sub *subscription) {
 // meanwhile is either read here or pushed live by appended.
 func (s *Server) catchUpLocked(sub *subscription, br blockRanger) {
 	if !sub.reading {
-		if len(sub.inflight) > 0 {
+		switch {
+		case sub.skipped:
+			// A fallback from live: every block below resume was
+			// pushed (live delivery follows a catch-up that reached
+			// the end of the queue) or has its appended still to
+			// come, which moves the cursor back (skip).
+			sub.reading, sub.from, sub.next = true, sub.resume, sub.resume
+		case len(sub.inflight) > 0:
+			return
+		default:
+			sub.reading, sub.from, sub.next = true, 0, 0
+		}
+	}
+	// Blocks still in flight are passed over, so one read may push
+	// nothing: read on until the window is full or the queue ends.
+	for {
+		room := s.limits.Window - len(sub.inflight)
+		if room <= 0 {
 			return
 		}
-		sub.reading, sub.next = true, 0
-	}
-	room := s.limits.Window - len(sub.inflight)
-	if room <= 0 {
-		return
-	}
-	blocks, err := br.Blocks(s.ctx, sub.id, sub.next, room)
-	if err != nil {
-		s.readFailed(err)
-		return
-	}
-	if len(blocks) == 0 {
-		sub.live, sub.reading = true, false
-		return
-	}
-	for _, b := range blocks {
-		s.pushLocked(sub, b.Seq, b.Data)
-		sub.next = b.Seq + 1
+		blocks, err := br.Blocks(s.ctx, sub.id, sub.next, room)
+		if err != nil {
+			s.readFailed(err)
+			return
+		}
+		for _, b := range blocks {
+			if _, ok := sub.inflight[b.Seq]; !ok {
+				s.pushLocked(sub, b.Seq, b.Data)
+			}
+			sub.next = b.Seq + 1
+		}
+		if len(blocks) < room {
+			// The end of the queue (a short read reaches it as an
+			// empty one does): live from here, or a block committed
+			// after the read would wait for the next
+			// acknowledgement. Every block live delivery passed over
+			// is now read, gone, or still to reach appended.
+			sub.live, sub.reading, sub.skipped = true, false, false
+			return
+		}
 	}
 }
 
@@ -224,13 +256,21 @@ func (s *Server) appended(id store.ID, seq uint64, data []byte) bool {
 	if sub.conn == nil {
 		return false
 	}
-	if seq < sub.next {
+	if sub.from <= seq && seq < sub.next {
 		// A windowed catch-up has read the store past it (Seqs increase
 		// in commit order, and blockRanger stores show blocks in Seq
 		// order): the catch-up pushed it, or it is gone.
 		return true
 	}
 	if !sub.live {
+		// A catch-up reads it from the store. Only a fallback from live
+		// resumes at a recorded Seq: the first catch-up of a
+		// subscription reads from the oldest block, and a Seq recorded
+		// before it would make it pass over the blocks stored before
+		// the subscription.
+		if sub.skipped {
+			sub.skip(seq)
+		}
 		return false
 	}
 	switch {
@@ -239,10 +279,24 @@ func (s *Server) appended(id store.ID, seq uint64, data []byte) bool {
 	case len(sub.pending) < pendingFactor*s.limits.Window:
 		sub.pending = append(sub.pending, pendingBlock{seq, data})
 	default:
-		sub.live = false // catch up from the store once all is acknowledged
+		sub.live = false // catch up from the store (see subscription)
+		sub.skip(seq)
 		return false
 	}
 	return true
+}
+
+// skip records that live delivery passed over the block seq, and moves a
+// catch-up under way back to it if the catch-up started above it: the
+// block was stored, but its appended came late. Blocks the cursor passes
+// again are passed over while in flight (catchUpLocked). sub.mu is held.
+func (sub *subscription) skip(seq uint64) {
+	if !sub.skipped || seq < sub.resume {
+		sub.skipped, sub.resume = true, seq
+	}
+	if sub.reading && seq < sub.from {
+		sub.from, sub.next = seq, seq
+	}
 }
 
 // acked records that a block is no longer in flight and continues a

@@ -314,7 +314,9 @@ func TestStagedCatchUpMeetsLive(t *testing.T) {
 	defer leakcheck.Check(t)()
 	ctx := testCtx(t)
 	cs := &commitStore{rangedStore: newRangedStore(), staged: make(chan uint64, 1), commit: make(chan error)}
-	r := startRelayOn(t, cs, Limits{Window: 8})
+	// A window of one: the catch-up's read of A fills it, so the
+	// catch-up is still under way (a short read would turn it live).
+	r := startRelayOn(t, cs, Limits{Window: 1})
 	defer r.stop()
 	rc, snd := dialRaw(t, ctx, r.addr), dialRaw(t, ctx, r.addr)
 	defer rc.close()
