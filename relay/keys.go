@@ -51,13 +51,19 @@ func Fingerprint(pub ed25519.PublicKey) (string, error) {
 }
 
 // Address returns the relay address parley://<fingerprint>@hostport for
-// the relay whose key is pub.
+// the relay whose key is pub, with hostport in its canonical form (a DNS
+// name in lower case, an IP literal as net/netip prints it, a decimal
+// port), the only form clients accept.
 func Address(pub ed25519.PublicKey, hostport string) (string, error) {
+	hp, err := wire.CanonicalHostPort(hostport)
+	if err != nil {
+		return "", fmt.Errorf("relay: address: %w", err)
+	}
 	spki, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return "", fmt.Errorf("relay: address: %w", err)
 	}
-	return wire.FormatAddress(wire.Fingerprint(spki), hostport), nil
+	return wire.FormatAddress(wire.Fingerprint(spki), hp), nil
 }
 
 // LoadOrCreateKey reads the relay's Ed25519 key from path (PKCS #8, PEM),

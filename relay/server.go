@@ -192,9 +192,14 @@ func NewServer(cfg Config) (*Server, error) {
 	}, nil
 }
 
-// Address returns the relay's parley:// address at hostport.
+// Address returns the relay's parley:// address at hostport, in the
+// canonical form of the function Address, or "" if hostport is not a
+// valid host:port (the function Address says why).
 func (s *Server) Address(hostport string) string {
-	a, _ := Address(s.key.Public().(ed25519.PublicKey), hostport)
+	a, err := Address(s.key.Public().(ed25519.PublicKey), hostport)
+	if err != nil {
+		return ""
+	}
 	return a
 }
 

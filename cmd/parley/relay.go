@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -86,7 +87,10 @@ func runRelay(ctx context.Context, g *globals, args []string) error {
 	if hostport == "" {
 		hostport = advertised(ln.Addr())
 	}
-	addr := srv.Address(hostport)
+	addr, err := relay.Address(key.Public().(ed25519.PublicKey), hostport)
+	if err != nil {
+		return fmt.Errorf("relay: the address to print: %w", err)
+	}
 	if g.json {
 		fmt.Fprintf(g.stdout, "{\"address\":%q}\n", addr)
 	} else {

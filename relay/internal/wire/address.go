@@ -3,8 +3,11 @@ package wire
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -44,9 +47,55 @@ func ParseAddress(addr string) (fp [FingerprintSize]byte, hostport string, err e
 	if err != nil || len(raw) != FingerprintSize || base64.RawURLEncoding.EncodeToString(raw) != enc {
 		return fp, "", fmt.Errorf("relay address %q: fingerprint is not %d bytes of unpadded base64url", addr, FingerprintSize)
 	}
-	if _, _, err := net.SplitHostPort(hostport); err != nil {
+	// The same rule for host:port: a relay has one address, so that a
+	// client that counts its relays by address counts each once.
+	if c, err := CanonicalHostPort(hostport); err != nil {
 		return fp, "", fmt.Errorf("relay address %q: %w", addr, err)
+	} else if c != hostport {
+		return fp, "", fmt.Errorf("relay address %q: host:port is not in canonical form (%s)", addr, c)
 	}
 	copy(fp[:], raw)
 	return fp, hostport, nil
+}
+
+// maxHostLength bounds a DNS name (RFC 1035 §2.3.4: 255 octets on the
+// wire, 253 characters as text).
+const maxHostLength = 253
+
+// CanonicalHostPort returns the one spelling of host:port that relay
+// addresses use: a host that is not empty, an IP literal as net/netip
+// prints it or a DNS name in lower case (letters, digits, '-', '.', '_'),
+// and a port from 1 to 65535 in decimal without leading zeros.
+func CanonicalHostPort(hostport string) (string, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return "", err
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 {
+		return "", fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		host = ip.String()
+	} else {
+		host = strings.ToLower(host)
+		if err := checkHostName(host); err != nil {
+			return "", err
+		}
+	}
+	return net.JoinHostPort(host, strconv.FormatUint(n, 10)), nil
+}
+
+func checkHostName(host string) error {
+	if host == "" || len(host) > maxHostLength {
+		return errors.New("host is empty or longer than 253 characters")
+	}
+	for _, r := range host {
+		switch {
+		case 'a' <= r && r <= 'z', '0' <= r && r <= '9', r == '-', r == '.', r == '_':
+		default:
+			return fmt.Errorf("host %q: %q is not a letter, digit, '-', '.' or '_'", host, r)
+		}
+	}
+	return nil
 }

@@ -170,9 +170,43 @@ func TestAddress(t *testing.T) {
 		"parley://" + a[9:52] + "A@h:1", // wrong length
 		a[:10] + "\r" + a[10:],          // base64 decoders skip CR and LF
 		a[:10] + "\n" + a[10:],
+		// One spelling of host:port too.
+		FormatAddress(fp, ":5223"),
+		FormatAddress(fp, "h:"),
+		FormatAddress(fp, "h:0"),
+		FormatAddress(fp, "h:05223"),
+		FormatAddress(fp, "h:+5223"),
+		FormatAddress(fp, "h:65536"),
+		FormatAddress(fp, "h:abc"),
+		FormatAddress(fp, "Relay.Example:443"),
+		FormatAddress(fp, "[0:0::1]:443"),
+		FormatAddress(fp, "h st:443"),
 	} {
 		if _, _, err := ParseAddress(bad); err == nil {
 			t.Errorf("ParseAddress(%q) accepted", bad)
+		}
+	}
+}
+
+// TestCanonicalHostPort: every spelling of a relay's host:port maps to one
+// form, and only that form is accepted inside an address.
+func TestCanonicalHostPort(t *testing.T) {
+	for in, want := range map[string]string{
+		"relay.example:443":  "relay.example:443",
+		"Relay.Example:0443": "relay.example:443",
+		"127.0.0.1:5223":     "127.0.0.1:5223",
+		"[0:0::1]:1":         "[::1]:1",
+		"[::1]:65535":        "[::1]:65535",
+		"my_host:80":         "my_host:80",
+	} {
+		got, err := CanonicalHostPort(in)
+		if err != nil || got != want {
+			t.Errorf("CanonicalHostPort(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", ":1", "h:", "h:0", "h:65536", "h:-1", "h:x", "h", "h/x:1", "h@x:1"} {
+		if got, err := CanonicalHostPort(bad); err == nil {
+			t.Errorf("CanonicalHostPort(%q) = %q, want an error", bad, got)
 		}
 	}
 }
