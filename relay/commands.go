@@ -213,16 +213,23 @@ func (c *conn) store(corr uint64, entity []byte, recipient store.ID, block []byt
 		err     error
 		handled bool // the push (or its place in the pending list) is settled
 	)
+	// The append runs under the server's context, not the connection's:
+	// a sender that goes away while its block commits must not end the
+	// call early, or a block that does commit would never reach the
+	// post-commit appended below and stay undelivered to a live
+	// subscriber (TestSenderGoneDuringCommit). The connection's end waits
+	// for its appends (run), at most one commit.
+	actx := c.s.ctx
 	if st, ok := c.s.store.(store.Stager); ok {
 		// staged runs on this goroutine, under no store lock.
-		seq, err = st.AppendStaged(c.ctx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks, func(seq uint64) {
+		seq, err = st.AppendStaged(actx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks, func(seq uint64) {
 			handled = c.s.appended(recipient, seq, block)
 		})
 	} else {
-		seq, err = c.s.store.Append(c.ctx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks)
+		seq, err = c.s.store.Append(actx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks)
 	}
 	if err != nil {
-		if codeOf(err) == wire.CodeInternal && c.ctx.Err() == nil {
+		if codeOf(err) == wire.CodeInternal && actx.Err() == nil {
 			c.s.log.Error("relay append failed", "err", err)
 		}
 		c.fail(f, codeOf(err))
