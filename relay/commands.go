@@ -211,25 +211,32 @@ func (c *conn) store(corr uint64, entity []byte, recipient store.ID, block []byt
 	var (
 		seq     uint64
 		err     error
-		handled bool // the push (or its place in the pending list) is settled
+		handled bool   // the push (or its place in the pending list) is settled
+		staged  bool   // the store fixed the block's seq (Stager) ...
+		sseq    uint64 // ... to this
 	)
-	// The append runs under the server's context, not the connection's:
-	// a sender that goes away while its block commits must not end the
-	// call early, or a block that does commit would never reach the
-	// post-commit appended below and stay undelivered to a live
-	// subscriber (TestSenderGoneDuringCommit). The connection's end waits
-	// for its appends (run), at most one commit.
-	actx := c.s.ctx
 	if st, ok := c.s.store.(store.Stager); ok {
 		// staged runs on this goroutine, under no store lock.
-		seq, err = st.AppendStaged(actx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks, func(seq uint64) {
-			handled = c.s.appended(recipient, seq, block)
+		seq, err = st.AppendStaged(c.ctx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks, func(s uint64) {
+			staged, sseq = true, s
+			handled = c.s.appended(recipient, s, block)
 		})
 	} else {
-		seq, err = c.s.store.Append(actx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks)
+		seq, err = c.s.store.Append(c.ctx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks)
+	}
+	if err != nil && staged && !handled && c.ctx.Err() != nil {
+		// The sender went away while its staged block was committing:
+		// the call ended early, but the commit goes on and most likely
+		// succeeds. Without this push a block staged during a catch-up
+		// that has since turned live would wait for the next subscribe
+		// (TestSenderGoneDuringCommit). If the commit does fail, this
+		// is the delivery before durability described above. The
+		// append is not waited for: a connection's end must not wait
+		// on the store (TestDisconnectFreesConnection).
+		c.s.appended(recipient, sseq, block)
 	}
 	if err != nil {
-		if codeOf(err) == wire.CodeInternal && actx.Err() == nil {
+		if codeOf(err) == wire.CodeInternal && c.ctx.Err() == nil {
 			c.s.log.Error("relay append failed", "err", err)
 		}
 		c.fail(f, codeOf(err))
@@ -244,7 +251,7 @@ func (c *conn) store(corr uint64, entity []byte, recipient store.ID, block []byt
 	// does not stage): the block is committed now, so a subscription that
 	// turned live since, its catch-up having missed the block, gets it
 	// here. The sender is answered first: its latency is the one waited
-	// on. The push does not depend on the sender's connection.
+	// on.
 	c.ok(f)
 	c.s.appended(recipient, seq, block)
 }

@@ -75,8 +75,8 @@ func (g *gonerStore) commit0(id store.ID, seq uint64, data []byte, at time.Time)
 // commit only when AppendStaged returned nil; with the sender's context
 // ended it returns ctx.Err(), so B stays stranded until the subscription
 // next falls back to catch-up or is renewed (and, if its sender resends
-// it, is delivered twice). Found in review; the append now runs under the
-// server's context, not the sender's connection's.
+// it, is delivered twice). Found in review; the relay now pushes a staged
+// block whose append ended with its sender's connection.
 func TestSenderGoneDuringCommit(t *testing.T) {
 	defer leakcheck.Check(t)()
 	ctx := testCtx(t)
