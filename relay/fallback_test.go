@@ -99,16 +99,23 @@ func testLiveFallback(t *testing.T, st store.Store) {
 	}
 }
 
-// TestFallbackSkipsBlocksInFlight: sends stored concurrently can reach
-// appended out of Seq order, so a block above the point where live
-// delivery fell back may already be in flight. The catch-up that resumes
-// there must not push it a second time, and must push the blocks around
-// it that are not in flight.
-func TestFallbackSkipsBlocksInFlight(t *testing.T) {
+// deliveryFixture drives a subscription's delivery directly (kick,
+// appended, acked) against a memstore queue holding blocks with seqs 1 to
+// n, the first acked of them acknowledged; pushes go to an unserved
+// connection's outbox (c.out).
+type deliveryFixture struct {
+	s  *Server
+	st store.Store
+	q  store.Queue
+	c  *conn
+}
+
+func newDeliveryFixture(t *testing.T, window, n, acked int) *deliveryFixture {
+	t.Helper()
 	ctx := testCtx(t)
 	st := memstore.New(memstore.Options{})
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	s, err := NewServer(Config{Key: key, Store: st, Limits: Limits{Window: 4}})
+	s, err := NewServer(Config{Key: key, Store: st, Limits: Limits{Window: window}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,49 +124,75 @@ func TestFallbackSkipsBlocksInFlight(t *testing.T) {
 	if err := st.CreateQueue(ctx, q); err != nil {
 		t.Fatal(err)
 	}
-	for i := range 6 {
+	for i := range n {
 		if seq, err := st.Append(ctx, q.RecipientID, []byte{byte(i)}, time.Now(), 100); err != nil || seq != uint64(i+1) {
 			t.Fatalf("append %d: seq %d, %v", i, seq, err)
 		}
 	}
+	for seq := uint64(1); seq <= uint64(acked); seq++ {
+		if err := st.Ack(ctx, q.RecipientID, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newConn(s, nil, nil)
+	c.ctx, c.cancel = context.WithCancel(ctx)
+	t.Cleanup(c.cancel)
+	return &deliveryFixture{s: s, st: st, q: q, c: c}
+}
+
+// subscribe registers a subscription (not yet live) with these blocks in
+// flight.
+func (f *deliveryFixture) subscribe(t *testing.T, inflight ...uint64) *subscription {
+	t.Helper()
 	aead, err := chacha20poly1305.NewX(make([]byte, chacha20poly1305.KeySize))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newConn(s, nil, nil)
-	c.ctx, c.cancel = context.WithCancel(ctx)
-	defer c.cancel()
-	// Blocks 1 and 2 were pushed and acknowledged; 4 was pushed live
-	// before 3 reached appended, which found the window full and fell
-	// back at 3.
-	if err := st.Ack(ctx, q.RecipientID, 1); err != nil {
-		t.Fatal(err)
+	sub := &subscription{id: f.q.RecipientID, aead: aead, conn: f.c, inflight: make(map[uint64]struct{})}
+	for _, seq := range inflight {
+		sub.inflight[seq] = struct{}{}
 	}
-	if err := st.Ack(ctx, q.RecipientID, 2); err != nil {
-		t.Fatal(err)
-	}
-	sub := &subscription{id: q.RecipientID, aead: aead, conn: c, inflight: map[uint64]struct{}{4: {}}}
-	sub.skip(3)
-	s.kick(sub)
+	f.s.subs[f.q.RecipientID] = sub
+	return sub
+}
 
-	// The window has room for 3: the catch-up reads 3, 4 and 5, pushes
-	// 3 and 5, and reads on to fill the window with 6.
-	if len(c.out) != 3 {
-		t.Fatalf("%d blocks pushed, want 3 (seq 3, 5 and 6; 4 is in flight)", len(c.out))
-	}
-	// The next kick finds the window full and pushes nothing.
-	s.kick(sub)
-	if len(c.out) != 3 {
-		t.Fatalf("%d blocks pushed in all, want 3 (seq 3, 5, 6)", len(c.out))
-	}
-	for _, seq := range []uint64{3, 4, 5, 6} {
+// wantInFlight fails unless exactly these seqs are in flight.
+func wantInFlight(t *testing.T, sub *subscription, seqs ...uint64) {
+	t.Helper()
+	for _, seq := range seqs {
 		if _, ok := sub.inflight[seq]; !ok {
 			t.Errorf("seq %d not in flight", seq)
 		}
 	}
-	if len(sub.inflight) != 4 {
-		t.Errorf("%d blocks in flight, want 4", len(sub.inflight))
+	if len(sub.inflight) != len(seqs) {
+		t.Errorf("%d blocks in flight, want %d (%v)", len(sub.inflight), len(seqs), seqs)
 	}
+}
+
+// TestFallbackSkipsBlocksInFlight: sends stored concurrently can reach
+// appended out of Seq order, so a block above the point where live
+// delivery fell back may already be in flight. The catch-up that resumes
+// there must not push it a second time, and must push the blocks around
+// it that are not in flight.
+func TestFallbackSkipsBlocksInFlight(t *testing.T) {
+	// Blocks 1 and 2 were pushed and acknowledged; 4 was pushed live
+	// before 3 reached appended, which found the window full and fell
+	// back at 3.
+	f := newDeliveryFixture(t, 4, 6, 2)
+	sub := f.subscribe(t, 4)
+	sub.skip(3)
+	f.s.kick(sub)
+	// The window has room for 3: the catch-up reads 3, 4 and 5, pushes
+	// 3 and 5, and reads on to fill the window with 6.
+	if len(f.c.out) != 3 {
+		t.Fatalf("%d blocks pushed, want 3 (seq 3, 5 and 6; 4 is in flight)", len(f.c.out))
+	}
+	// The next kick finds the window full and pushes nothing.
+	f.s.kick(sub)
+	if len(f.c.out) != 3 {
+		t.Fatalf("%d blocks pushed in all, want 3 (seq 3, 5, 6)", len(f.c.out))
+	}
+	wantInFlight(t, sub, 3, 4, 5, 6)
 }
 
 // TestFallbackRereadsBlockAppendedLate: a block can be visible in the
@@ -168,54 +201,18 @@ func TestFallbackSkipsBlocksInFlight(t *testing.T) {
 // appended finally passes it over; otherwise it stays stored and
 // undelivered until the recipient subscribes again.
 func TestFallbackRereadsBlockAppendedLate(t *testing.T) {
-	ctx := testCtx(t)
-	st := memstore.New(memstore.Options{})
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	s, err := NewServer(Config{Key: key, Store: st, Limits: Limits{Window: 4}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.ctx = ctx // as Serve sets it
-	q := store.Queue{RecipientID: store.ID{1}, SenderID: store.ID{2}, Created: time.Now()}
-	if err := st.CreateQueue(ctx, q); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 6 {
-		if _, err := st.Append(ctx, q.RecipientID, []byte{byte(i)}, time.Now(), 100); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for seq := uint64(1); seq <= 3; seq++ { // delivered and acknowledged
-		if err := st.Ack(ctx, q.RecipientID, seq); err != nil {
-			t.Fatal(err)
-		}
-	}
-	aead, err := chacha20poly1305.NewX(make([]byte, chacha20poly1305.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newConn(s, nil, nil)
-	c.ctx, c.cancel = context.WithCancel(ctx)
-	defer c.cancel()
+	f := newDeliveryFixture(t, 4, 6, 3)
 	// Block 5 reached appended first and fell back; block 4 is stored
 	// but its appended has not run yet.
-	sub := &subscription{id: q.RecipientID, aead: aead, conn: c, inflight: map[uint64]struct{}{}}
-	s.subs[q.RecipientID] = sub
+	sub := f.subscribe(t)
 	sub.skip(5)
-	s.kick(sub) // the catch-up reads 5 and 6 and pushes them
+	f.s.kick(sub) // the catch-up reads 5 and 6 and pushes them
 	if _, ok := sub.inflight[4]; ok {
 		t.Fatal("seq 4 pushed before the catch-up could know of it (test premise)")
 	}
-	s.appended(q.RecipientID, 4, []byte{3}) // late: the catch-up is under way
-	s.kick(sub)
-	for _, seq := range []uint64{4, 5, 6} {
-		if _, ok := sub.inflight[seq]; !ok {
-			t.Errorf("seq %d not in flight", seq)
-		}
-	}
-	if len(sub.inflight) != 3 {
-		t.Errorf("%d blocks in flight, want 3", len(sub.inflight))
-	}
+	f.s.appended(f.q.RecipientID, 4, []byte{3}) // late: the catch-up is under way
+	f.s.kick(sub)
+	wantInFlight(t, sub, 4, 5, 6)
 }
 
 // TestFirstCatchUpReadsFromOldest: a send stored while a new subscription
@@ -223,39 +220,11 @@ func TestFallbackRereadsBlockAppendedLate(t *testing.T) {
 // catch-up. The catch-up must still read the queue from its oldest block:
 // the blocks stored before the subscription were never pushed.
 func TestFirstCatchUpReadsFromOldest(t *testing.T) {
-	ctx := testCtx(t)
-	st := memstore.New(memstore.Options{})
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	s, err := NewServer(Config{Key: key, Store: st, Limits: Limits{Window: 4}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.ctx = ctx // as Serve sets it
-	q := store.Queue{RecipientID: store.ID{1}, SenderID: store.ID{2}, Created: time.Now()}
-	if err := st.CreateQueue(ctx, q); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		if _, err := st.Append(ctx, q.RecipientID, []byte{byte(i)}, time.Now(), 100); err != nil {
-			t.Fatal(err)
-		}
-	}
-	aead, err := chacha20poly1305.NewX(make([]byte, chacha20poly1305.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newConn(s, nil, nil)
-	c.ctx, c.cancel = context.WithCancel(ctx)
-	defer c.cancel()
-	sub := &subscription{id: q.RecipientID, aead: aead, conn: c, inflight: map[uint64]struct{}{}}
-	s.subs[q.RecipientID] = sub
-	s.appended(q.RecipientID, 3, []byte{2}) // before the first kick
-	s.kick(sub)
-	for _, seq := range []uint64{1, 2, 3} {
-		if _, ok := sub.inflight[seq]; !ok {
-			t.Errorf("seq %d not in flight", seq)
-		}
-	}
+	f := newDeliveryFixture(t, 4, 3, 0)
+	sub := f.subscribe(t)
+	f.s.appended(f.q.RecipientID, 3, []byte{2}) // before the first kick
+	f.s.kick(sub)
+	wantInFlight(t, sub, 1, 2, 3)
 }
 
 // TestCatchUpReadsPastBlocksInFlight: a catch-up read that returns only
@@ -263,51 +232,18 @@ func TestFirstCatchUpReadsFromOldest(t *testing.T) {
 // the window stays short until an acknowledgement that, with a recipient
 // waiting for its next block, never comes.
 func TestCatchUpReadsPastBlocksInFlight(t *testing.T) {
-	ctx := testCtx(t)
-	st := memstore.New(memstore.Options{})
-	_, key, _ := ed25519.GenerateKey(rand.Reader)
-	s, err := NewServer(Config{Key: key, Store: st, Limits: Limits{Window: 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.ctx = ctx // as Serve sets it
-	q := store.Queue{RecipientID: store.ID{1}, SenderID: store.ID{2}, Created: time.Now()}
-	if err := st.CreateQueue(ctx, q); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 5 {
-		if _, err := st.Append(ctx, q.RecipientID, []byte{byte(i)}, time.Now(), 100); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for seq := uint64(1); seq <= 2; seq++ {
-		if err := st.Ack(ctx, q.RecipientID, seq); err != nil {
-			t.Fatal(err)
-		}
-	}
-	aead, err := chacha20poly1305.NewX(make([]byte, chacha20poly1305.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newConn(s, nil, nil)
-	c.ctx, c.cancel = context.WithCancel(ctx)
-	defer c.cancel()
 	// Block 4 was pushed live before block 3 reached appended and fell
 	// back; the catch-up resumes at 3 with room for one.
-	sub := &subscription{id: q.RecipientID, aead: aead, conn: c, inflight: map[uint64]struct{}{4: {}}}
-	s.subs[q.RecipientID] = sub
+	f := newDeliveryFixture(t, 2, 5, 2)
+	sub := f.subscribe(t, 4)
 	sub.skip(3)
-	s.kick(sub)
-	if _, ok := sub.inflight[3]; !ok || len(sub.inflight) != 2 {
-		t.Fatalf("in flight %v, want 3 and 4", sub.inflight)
-	}
+	f.s.kick(sub)
+	wantInFlight(t, sub, 3, 4)
 	// The recipient acknowledges 3: the catch-up reads 4 (in flight,
 	// passed over) and must go on to 5.
-	if err := st.Ack(ctx, q.RecipientID, 3); err != nil {
+	if err := f.st.Ack(testCtx(t), f.q.RecipientID, 3); err != nil {
 		t.Fatal(err)
 	}
-	s.acked(q.RecipientID, 3)
-	if _, ok := sub.inflight[5]; !ok {
-		t.Errorf("in flight %v: seq 5 not pushed", sub.inflight)
-	}
+	f.s.acked(f.q.RecipientID, 3)
+	wantInFlight(t, sub, 4, 5)
 }
