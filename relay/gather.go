@@ -5,24 +5,38 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // gatherMax bounds the bytes a connection gathers before it writes them.
 const gatherMax = 64 << 10
 
 // gatherListener wraps each accepted TCP connection in a gatherConn,
-// under TLS.
+// under TLS. It also bounds the sockets open at once, handshakes
+// included: past max, an accepted connection is closed at once, before
+// TLS (no protocol error can be sent yet), and counted in refused.
 type gatherListener struct {
 	net.Listener
-	pool *sync.Pool // of *[]byte with gatherMax capacity
+	pool    *sync.Pool // of *[]byte with gatherMax capacity
+	sockets *atomic.Int64
+	max     int64
+	refused *atomic.Uint64
 }
 
 func (l gatherListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.sockets.Add(1) > l.max {
+			l.sockets.Add(-1)
+			l.refused.Add(1)
+			c.Close()
+			continue
+		}
+		return &gatherConn{Conn: c, pool: l.pool, sockets: l.sockets}, nil
 	}
-	return &gatherConn{Conn: c, pool: l.pool}, nil
 }
 
 // gatherConn is a client's TCP connection, under TLS. While the
@@ -34,7 +48,9 @@ func (l gatherListener) Accept() (net.Conn, error) {
 // being written, so an idle connection holds none.
 type gatherConn struct {
 	net.Conn
-	pool *sync.Pool
+	pool    *sync.Pool
+	sockets *atomic.Int64 // the listener's count, released by the first Close
+	closed  atomic.Bool
 
 	mu        sync.Mutex // guards gathering and buf; held across a write to Conn
 	gathering bool
@@ -95,7 +111,12 @@ func (g *gatherConn) flushLocked() error {
 // Close closes the connection without taking mu, so that it ends a
 // write blocked under it; anything still gathered is dropped, as it would
 // be in the socket's buffer.
-func (g *gatherConn) Close() error { return g.Conn.Close() }
+func (g *gatherConn) Close() error {
+	if g.sockets != nil && g.closed.CompareAndSwap(false, true) {
+		g.sockets.Add(-1)
+	}
+	return g.Conn.Close()
+}
 
 // rawConnKey carries an HTTP connection's *tls.Conn in its context
 // (http.Server.ConnContext), so that a WebSocket handler finds its

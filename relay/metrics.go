@@ -30,7 +30,7 @@ func (s *Server) WriteMetrics(w io.Writer) error {
 	}{
 		{"parley_relay_connections_open", "Client connections being served.", "gauge", uint64(max(s.conns.Load(), 0))},
 		{"parley_relay_connections_total", "Client connections accepted.", "counter", m.connections.Load()},
-		{"parley_relay_connections_refused_total", "Connections refused over the connection limit.", "counter", m.refused.Load()},
+		{"parley_relay_connections_refused_total", "Connections refused over the connection limit, or closed before TLS over the socket limit (MaxConnections+MaxPending).", "counter", m.refused.Load()},
 		{"parley_relay_commands_total", "Commands received.", "counter", m.commands.Load()},
 		{"parley_relay_errors_total", "Error responses sent.", "counter", m.errors.Load()},
 		{"parley_relay_queues_created_total", "Queues created.", "counter", m.created.Load()},

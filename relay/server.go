@@ -50,6 +50,14 @@ type Limits struct {
 	// MaxConnections is how many client connections the relay serves at
 	// once (default 20000); one more is told "too many connections".
 	MaxConnections int
+	// MaxPending is how many more TCP connections may be open on top of
+	// MaxConnections, in their TLS handshake or WebSocket upgrade
+	// (default 1024; each has ReadHeaderTimeout, 10 s, to finish). Past
+	// MaxConnections+MaxPending sockets a new one is closed at once,
+	// before TLS, so that a flood of sockets that never finish a
+	// handshake bounds the relay's memory and file descriptors instead
+	// of exhausting them.
+	MaxPending int
 	// Window is how many pushed blocks one subscription may have
 	// unacknowledged (default 64).
 	Window int
@@ -83,6 +91,7 @@ func (l Limits) withDefaults() Limits {
 	defd(&l.BlockTTL, 21*24*time.Hour)
 	def(&l.CommandsPerSecond, 2000)
 	def(&l.MaxConnections, 20000)
+	def(&l.MaxPending, 1024)
 	def(&l.Window, 64)
 	def(&l.SendBuffer, 4<<20)
 	defd(&l.WriteTimeout, 10*time.Second)
@@ -117,6 +126,7 @@ type Server struct {
 	tls    *tls.Config
 
 	conns   atomic.Int64 // connections being served
+	sockets atomic.Int64 // TCP connections open, handshakes included
 	metrics metrics
 
 	serving atomic.Bool
@@ -236,7 +246,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.expiryLoop(ctx) })
 	errc := make(chan error, 1)
-	wg.Go(func() { errc <- srv.Serve(tls.NewListener(gatherListener{ln, &s.gatherPool}, s.tls)) })
+	wg.Go(func() {
+		errc <- srv.Serve(tls.NewListener(gatherListener{
+			Listener: ln,
+			pool:     &s.gatherPool,
+			sockets:  &s.sockets,
+			max:      int64(s.limits.MaxConnections) + int64(s.limits.MaxPending),
+			refused:  &s.metrics.refused,
+		}, s.tls))
+	})
 	s.log.Info("relay serving", "block_size", s.limits.BlockSize)
 
 	var err error
