@@ -15,10 +15,10 @@ import (
 // for their sender's connection to end (ctx) and then for the test to
 // let the commit succeed; the block is then committed (visible to
 // catch-up reads) and AppendStaged returns ctx's error. That is what
-// groupcommit.SubmitStaged does when the sender's connection ends during
-// the fsync: it returns ctx.Err() at once (or when done and ctx.Done are
-// both ready and select picks ctx.Done) while the commit goes on
-// ("one cancelled later returns at once, but the write may still commit").
+// groupcommit.SubmitStaged did when the sender's connection ended during
+// the fsync, until it learned to wait for a write it had taken
+// (TestCancelledSubmitterLearnsTheOutcome); the relay still handles a
+// Stager that behaves so.
 type gonerStore struct {
 	*rangedStore
 	end     <-chan struct{} // the test's deadline

@@ -43,6 +43,25 @@ type op[Tx any] struct {
 	sync   bool          // the transaction holding it must be synced
 	staged chan struct{} // buffered, 1; nil unless SubmitStaged
 	done   chan error    // buffered, 1
+	state  atomic.Int32  // opQueued, then opTaken (committer) or opAbandoned (either side, ctx done)
+}
+
+// An op's state: whoever moves it out of opQueued decides whether it is
+// written, so a submitter whose context ends knows which it is.
+const (
+	opQueued int32 = iota
+	opTaken
+	opAbandoned
+)
+
+// take reports whether the committer runs o: it was queued and its
+// context is live, or it was taken already (a batch re-run one op at a
+// time after a rollback).
+func (o *op[Tx]) take() bool {
+	if o.ctx.Err() != nil {
+		o.state.CompareAndSwap(opQueued, opAbandoned)
+	}
+	return o.state.CompareAndSwap(opQueued, opTaken) || o.state.Load() == opTaken
 }
 
 // Committer batches writes into shared transactions. Its methods are safe
@@ -102,9 +121,13 @@ func (c *Committer[Tx]) Close() {
 }
 
 // Submit hands fn to the committer and waits for its batch to commit. A
-// context cancelled before the batch begins means nothing is written; one
-// cancelled later returns at once, but the write may still commit (the
-// relay then reports failure for a block that is stored: at-least-once).
+// context that ends before the committer takes the write means nothing is
+// written, and Submit returns the context's error at once; once the
+// committer has taken it, Submit waits for its batch (one commit) and
+// returns the batch's result. So a context error always means "not
+// written", and nil always means "written": a caller whose client went
+// away still learns whether its write committed (the relay: pushes a
+// committed block to its live subscriber).
 func (c *Committer[Tx]) Submit(ctx context.Context, fn func(tx Tx) error) error {
 	return c.submit(ctx, fn, true)
 }
@@ -149,6 +172,7 @@ func (c *Committer[Tx]) submitOp(ctx context.Context, o *op[Tx], staged func()) 
 	}
 	c.mu.RUnlock()
 	signalled := o.staged // nil once staged has run (a nil channel never receives)
+	cancelled := ctx.Done()
 	for {
 		select {
 		case <-signalled:
@@ -162,8 +186,11 @@ func (c *Committer[Tx]) submitOp(ctx context.Context, o *op[Tx], staged func()) 
 				staged()
 			}
 			return err
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-cancelled:
+			if o.state.CompareAndSwap(opQueued, opAbandoned) || o.state.Load() == opAbandoned {
+				return ctx.Err() // the committer will not run it
+			}
+			cancelled = nil // taken: its batch decides, within one commit
 		}
 	}
 }
@@ -250,8 +277,8 @@ func (c *Committer[Tx]) commit(batch []*op[Tx]) {
 	}
 	err := c.update(sync, func(tx Tx) error {
 		for i, o := range batch {
-			if err := o.ctx.Err(); err != nil {
-				errs[i] = err // given up on before it began: write nothing
+			if !o.take() {
+				errs[i] = o.ctx.Err() // given up on before it began: write nothing
 				continue
 			}
 			errs[i] = o.fn(tx)

@@ -334,3 +334,55 @@ func TestStagedOnlyIfItWillCommit(t *testing.T) {
 		t.Errorf("failed commit: staged %v, err %v", called, err)
 	}
 }
+
+// TestCancelledSubmitterLearnsTheOutcome: a submitter whose context ends
+// while its write waits in the queue gets the context's error and the
+// write never runs; one whose context ends after the committer took the
+// write waits for that batch and gets its result (nil: committed, and
+// staged called), so that "context error" always means "not written".
+// Before, the second returned the context's error at once although the
+// write committed, and the relay never pushed that block.
+func TestCancelledSubmitterLearnsTheOutcome(t *testing.T) {
+	defer leakcheck.Check(t)()
+	db := &fakeDB{hold: make(chan struct{})}
+	c := New("test", 64, db.update)
+	defer c.Close()
+	release := sync.OnceFunc(func() { close(db.hold) }) // every commit from then on
+	defer release()                                     // before Close, on a failure too
+
+	// A: taken by the committer, staged, its commit held; then cancelled.
+	actx, acancel := context.WithCancel(context.Background())
+	aStaged := make(chan struct{}, 1)
+	aResult := make(chan error, 1)
+	go func() {
+		aResult <- c.SubmitStaged(actx, write("A"), func() { aStaged <- struct{}{} })
+	}()
+	<-aStaged
+	// B: queued behind A's held commit; then cancelled.
+	bctx, bcancel := context.WithCancel(context.Background())
+	bResult := make(chan error, 1)
+	go func() { bResult <- c.SubmitStaged(bctx, write("B"), func() { t.Error("B staged") }) }()
+	for c.Queued() != 1 {
+		runtime.Gosched()
+	}
+	bcancel()
+	if err := <-bResult; !errors.Is(err, context.Canceled) {
+		t.Fatalf("B, cancelled while queued: %v, want context.Canceled", err)
+	}
+	acancel()
+	select {
+	case err := <-aResult:
+		t.Fatalf("A returned %v while its commit was still held", err)
+	default:
+	}
+	release() // A's commit, and B's batch, which writes nothing
+	if err := <-aResult; err != nil {
+		t.Fatalf("A, cancelled after it was taken: %v, want nil (it committed)", err)
+	}
+	c.Close()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if !slices.Equal(db.committed, []string{"A"}) {
+		t.Errorf("committed %q, want [A] (B was given up on before it ran)", db.committed)
+	}
+}
