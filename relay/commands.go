@@ -211,29 +211,18 @@ func (c *conn) store(corr uint64, entity []byte, recipient store.ID, block []byt
 	var (
 		seq     uint64
 		err     error
-		handled bool   // the push (or its place in the pending list) is settled
-		staged  bool   // the store fixed the block's seq (Stager) ...
-		sseq    uint64 // ... to this
+		handled bool // the push (or its place in the pending list) is settled
 	)
 	if st, ok := c.s.store.(store.Stager); ok {
-		// staged runs on this goroutine, under no store lock.
-		seq, err = st.AppendStaged(c.ctx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks, func(s uint64) {
-			staged, sseq = true, s
-			handled = c.s.appended(recipient, s, block)
+		// staged runs on this goroutine, under no store lock. Once it
+		// has run, AppendStaged reports the commit's own result even if
+		// the sender has gone (store.Stager), so a committed block
+		// reaches the push below (TestSenderGoneDuringCommit).
+		seq, err = st.AppendStaged(c.ctx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks, func(seq uint64) {
+			handled = c.s.appended(recipient, seq, block)
 		})
 	} else {
 		seq, err = c.s.store.Append(c.ctx, recipient, block, time.Now(), c.s.limits.MaxQueueBlocks)
-	}
-	if err != nil && staged && !handled && c.ctx.Err() != nil {
-		// The sender went away while its staged block was committing:
-		// the call ended early, but the commit goes on and most likely
-		// succeeds. Without this push a block staged during a catch-up
-		// that has since turned live would wait for the next subscribe
-		// (TestSenderGoneDuringCommit). If the commit does fail, this
-		// is the delivery before durability described above. The
-		// append is not waited for: a connection's end must not wait
-		// on the store (TestDisconnectFreesConnection).
-		c.s.appended(recipient, sseq, block)
 	}
 	if err != nil {
 		if codeOf(err) == wire.CodeInternal && c.ctx.Err() == nil {

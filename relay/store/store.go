@@ -111,6 +111,12 @@ type Store interface {
 // start each boot's sequence numbers above the last boot's
 // (relay/store/internal/seqs).
 //
+// A context that ends does not leave the outcome unknown: AppendStaged
+// returns the context's error only if the block will not be written; once
+// staged has been called it returns the commit's own result, waiting for
+// it (one commit) if it must. So a caller whose client went away still
+// learns that a block was stored, and can deliver it.
+//
 // A removal (Ack) of the block submitted once staged has been called
 // removes it: it is ordered after the block's write.
 type Stager interface {

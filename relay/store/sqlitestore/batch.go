@@ -243,9 +243,10 @@ func (s *Store) Append(ctx context.Context, recipient store.ID, data []byte, rec
 // (relay/store/internal/seqs): a seq staged and then lost to a crash or a
 // failed commit is never assigned again.
 func (s *Store) AppendStaged(ctx context.Context, recipient store.ID, data []byte, received time.Time, max int, staged func(seq uint64)) (uint64, error) {
-	// Copied here: the caller may reuse data as soon as a cancelled ctx
-	// lets it return, while the committer may still be writing it.
-	data = nonNil(bytesClone(data))
+	// Not copied: a cancelled ctx lets the call return only while the
+	// committer has not taken the write, which it then never runs
+	// (groupcommit); once taken, the call waits for the commit.
+	data = nonNil(data)
 	recv := unixNano(received)
 	var seq uint64
 	fn := func(b *batch) error {
