@@ -294,25 +294,19 @@ func (s *Store) lookup(ctx context.Context, id store.ID, bySender bool) (store.Q
 	if closed {
 		return store.Queue{}, store.ErrClosed
 	}
-	if q, ok := s.cache.Get(id, bySender); ok {
-		return q, nil
-	}
-	gen := s.cache.Generation()
-	var q store.Queue
-	err := s.view(ctx, func(tx *bolt.Tx) error {
-		var err error
-		if bySender {
-			q, err = queueBySender(tx, id)
-		} else {
-			q, err = getQueue(tx, id)
-		}
-		return err
+	return s.cache.Lookup(id, bySender, func() (store.Queue, error) {
+		var q store.Queue
+		err := s.view(ctx, func(tx *bolt.Tx) error {
+			var err error
+			if bySender {
+				q, err = queueBySender(tx, id)
+			} else {
+				q, err = getQueue(tx, id)
+			}
+			return err
+		})
+		return q, err
 	})
-	if err != nil {
-		return store.Queue{}, err
-	}
-	s.cache.Put(q, gen)
-	return q, nil
 }
 
 func queueBySender(tx *bolt.Tx, id store.ID) (store.Queue, error) {
@@ -425,8 +419,7 @@ func (s *Store) Append(ctx context.Context, recipient store.ID, data []byte, rec
 // (relay/store/internal/seqs): a seq staged and then lost to a crash or a
 // failed commit is never assigned again.
 func (s *Store) AppendStaged(ctx context.Context, recipient store.ID, data []byte, received time.Time, max int, staged func(seq uint64)) (uint64, error) {
-	// The value is built (and data copied) here, outside the committer:
-	// the caller may reuse data as soon as a cancelled ctx lets it return.
+	// The value is built here, outside the committer's transaction.
 	recv := sortableTime(received)
 	val := blockValue(recv, data)
 	var seq uint64

@@ -1,7 +1,6 @@
 package sqlitestore
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -40,17 +39,7 @@ func BenchmarkQueueBySender(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			ctx := context.Background()
-			q := storetest.NewQueue(b)
-			if err := s.CreateQueue(ctx, q); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := s.QueueBySender(ctx, q.SenderID); err != nil {
-					b.Fatal(err)
-				}
-			}
+			storetest.QueueBySender(b, s)
 		})
 	}
 }

@@ -46,34 +46,28 @@ func (s *Store) lookup(ctx context.Context, stmt *sql.Stmt, id store.ID, bySende
 	if closed {
 		return store.Queue{}, store.ErrClosed
 	}
-	if q, ok := s.cache.Get(id, bySender); ok {
-		return q, nil
-	}
-	gen := s.cache.Generation()
-	var q store.Queue
-	err := s.read(ctx, func() error {
-		var rid, sid []byte
-		var created int64
-		err := stmt.QueryRowContext(ctx, id[:]).Scan(&rid, &sid, &q.RecipientKey, &q.SenderKey, &q.DeliveryKey, &created)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("sqlitestore: reading queue: %w", err)
-		}
-		if len(rid) != store.IDSize || len(sid) != store.IDSize {
-			return errors.New("sqlitestore: reading queue: malformed ID")
-		}
-		q.RecipientID, q.SenderID = store.ID(rid), store.ID(sid)
-		q.RecipientKey, q.SenderKey, q.DeliveryKey = nilIfEmpty(q.RecipientKey), nilIfEmpty(q.SenderKey), nilIfEmpty(q.DeliveryKey)
-		q.Created = fromUnixNano(created)
-		s.cache.Put(q, gen) // copies the keys: q's stay the caller's
-		return nil
+	return s.cache.Lookup(id, bySender, func() (store.Queue, error) {
+		var q store.Queue
+		err := s.read(ctx, func() error {
+			var rid, sid []byte
+			var created int64
+			err := stmt.QueryRowContext(ctx, id[:]).Scan(&rid, &sid, &q.RecipientKey, &q.SenderKey, &q.DeliveryKey, &created)
+			if errors.Is(err, sql.ErrNoRows) {
+				return store.ErrNotFound
+			}
+			if err != nil {
+				return fmt.Errorf("sqlitestore: reading queue: %w", err)
+			}
+			if len(rid) != store.IDSize || len(sid) != store.IDSize {
+				return errors.New("sqlitestore: reading queue: malformed ID")
+			}
+			q.RecipientID, q.SenderID = store.ID(rid), store.ID(sid)
+			q.RecipientKey, q.SenderKey, q.DeliveryKey = nilIfEmpty(q.RecipientKey), nilIfEmpty(q.SenderKey), nilIfEmpty(q.DeliveryKey)
+			q.Created = fromUnixNano(created)
+			return nil
+		})
+		return q, err // Lookup caches a copy of the keys: q's stay the caller's
 	})
-	if err != nil {
-		return store.Queue{}, err
-	}
-	return q, nil
 }
 
 // First returns the oldest block of the queue, or store.ErrNoBlock.

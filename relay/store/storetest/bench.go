@@ -97,3 +97,19 @@ func SendAck(b *testing.B, s store.Store, size, inflight int, stats func() (comm
 		}
 	}
 }
+
+// QueueBySender benchmarks the lookup the relay makes for every send, on
+// a store holding one queue.
+func QueueBySender(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	q := NewQueue(b)
+	if err := s.CreateQueue(ctx, q); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.QueueBySender(ctx, q.SenderID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -79,6 +79,21 @@ func (e *cachedQueue) copy() store.Queue {
 	return q
 }
 
+// Lookup answers from the cache, or calls read and caches (a copy of)
+// the queue it returns, unless an eviction happened while it read.
+func (c *Cache) Lookup(id store.ID, bySender bool, read func() (store.Queue, error)) (store.Queue, error) {
+	if q, ok := c.Get(id, bySender); ok {
+		return q, nil
+	}
+	gen := c.Generation()
+	q, err := read()
+	if err != nil {
+		return store.Queue{}, err
+	}
+	c.Put(q, gen)
+	return q, nil
+}
+
 // Put caches a copy of q, read from the database after Generation
 // returned gen, unless an eviction happened since.
 func (c *Cache) Put(q store.Queue, gen uint64) {

@@ -69,3 +69,30 @@ func TestCachedCopyIsTheCallers(t *testing.T) {
 		t.Fatalf("cached record changed through a copy: %+v", again)
 	}
 }
+
+// TestLookupReadsOnceUnlessEvicted: Lookup reads a record once and then
+// answers from the cache; a read that raced an eviction is returned but
+// not cached, and a failed read caches nothing.
+func TestLookupReadsOnceUnlessEvicted(t *testing.T) {
+	c := New(8)
+	q := storetest.NewQueue(t)
+	reads := 0
+	read := func() (store.Queue, error) { reads++; return q, nil }
+	racing := func() (store.Queue, error) { reads++; c.Evict(q.RecipientID); return q, nil }
+	failing := func() (store.Queue, error) { reads++; return store.Queue{}, store.ErrNotFound }
+
+	if _, err := c.Lookup(q.RecipientID, false, failing); err != store.ErrNotFound {
+		t.Fatalf("failed read: %v", err)
+	}
+	if got, err := c.Lookup(q.RecipientID, false, racing); err != nil || got.SenderID != q.SenderID {
+		t.Fatalf("racing read: %v, %v", got.SenderID, err)
+	}
+	for range 2 {
+		if got, err := c.Lookup(q.SenderID, true, read); err != nil || got.RecipientID != q.RecipientID {
+			t.Fatalf("lookup by sender: %v, %v", got.RecipientID, err)
+		}
+	}
+	if reads != 3 {
+		t.Errorf("%d reads, want 3 (failed, raced, then one cached)", reads)
+	}
+}
